@@ -1,0 +1,40 @@
+# Two entry points on a fresh machine (see README):
+#   make demo   - the main job end to end on embedded defaults (no servers)
+#   make test   - install everything and run the whole test suite
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-unit services-up services-down benchmarks clean
+
+$(BIN)/mkg: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(BIN)/mkg
+
+install: $(BIN)/mkg
+
+demo: install
+	$(BIN)/mkg demo
+
+# The suite starts real Kafka and Neo4j itself (mkg services) and stops them after.
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+services-up: install
+	$(BIN)/mkg services up
+
+services-down: install
+	$(BIN)/mkg services down
+
+benchmarks: install
+	$(BIN)/python -m benchmarks.graph_write
+	$(BIN)/python -m benchmarks.kafka_worker
+
+clean:
+	rm -rf var build *.egg-info

@@ -1,0 +1,59 @@
+"""The one interface the pipeline writes to and users query through."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from extractors.schema import LabelSchema
+
+from .cypher import batch_statements
+from .records import GraphBatch
+
+
+class GraphUnavailable(RuntimeError):
+    """The backend cannot be reached right now; the caller may retry later."""
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+class GraphStore(ABC):
+    """A Cypher graph that stores extracted facts with provenance."""
+
+    def __init__(self, schema: LabelSchema | None = None) -> None:
+        self.schema = schema or LabelSchema()
+
+    @abstractmethod
+    def ensure_schema(self) -> None:
+        """Create uniqueness constraints / indexes (idempotent, run at start-up)."""
+
+    def write(self, batch: GraphBatch) -> None:
+        """Write one batch atomically where the backend allows; idempotent.
+
+        Validates every label and relationship type first, so a bad batch
+        raises :class:`extractors.schema.SchemaViolation` and writes nothing.
+        """
+        statements = batch_statements(batch, self.schema)
+        if statements:
+            self._run_write(statements)
+
+    @abstractmethod
+    def _run_write(self, statements: list[tuple[str, dict]]) -> None:
+        """Run validated statements, raising :class:`GraphUnavailable` on outage."""
+
+    @abstractmethod
+    def query(self, cypher: str, params: dict | None = None) -> QueryResult:
+        """Run a read (or admin) query and return its table."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "GraphStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

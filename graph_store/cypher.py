@@ -1,0 +1,79 @@
+"""The write statements both backends run (same Cypher for Neo4j and FalkorDB).
+
+Labels and relationship types are spliced into the text only after
+:class:`extractors.schema.LabelSchema` accepted them; values always travel as
+parameters. Re-running a statement with the same rows changes nothing, which
+is what makes at-least-once delivery exact in the graph.
+"""
+from __future__ import annotations
+
+from extractors.schema import LabelSchema
+
+from .records import GraphBatch, aggregate_entities, aggregate_facts
+
+# Provenance merge shared by nodes and edges: union of post ids, widened time
+# window; the model version and confidence follow the newest evidence.
+_PROV_ON_CREATE = (
+    "ON CREATE SET {v}.post_ids = r.post_ids, {v}.first_seen = r.first_seen, {v}.last_seen = r.last_seen, "
+    "{v}.confidence = r.confidence, {v}.model_version = r.model_version, {v}.model_versions = r.model_versions "
+)
+_PROV_ON_MATCH = (
+    "ON MATCH SET {v}.post_ids = {v}.post_ids + [p IN r.post_ids WHERE NOT p IN {v}.post_ids], "
+    "{v}.first_seen = CASE WHEN r.first_seen < {v}.first_seen THEN r.first_seen ELSE {v}.first_seen END, "
+    "{v}.model_version = CASE WHEN r.last_seen >= {v}.last_seen THEN r.model_version ELSE {v}.model_version END, "
+    "{v}.last_seen = CASE WHEN r.last_seen > {v}.last_seen THEN r.last_seen ELSE {v}.last_seen END, "
+    "{v}.confidence = CASE WHEN r.confidence > {v}.confidence THEN r.confidence ELSE {v}.confidence END, "
+    "{v}.model_versions = {v}.model_versions + [m IN r.model_versions WHERE NOT m IN {v}.model_versions] "
+)
+
+
+def entity_statement(label: str) -> str:
+    return (
+        f"UNWIND $rows AS r MERGE (e:Entity:{label} {{key: r.key}}) "
+        + _PROV_ON_CREATE.format(v="e") + ", e.name = r.name, e.type = '" + label + "' "
+        + _PROV_ON_MATCH.format(v="e")
+    )
+
+
+def fact_statement(rel_type: str) -> str:
+    return (
+        "UNWIND $rows AS r MATCH (h:Entity {key: r.head}) MATCH (t:Entity {key: r.tail}) "
+        f"MERGE (h)-[e:{rel_type}]->(t) "
+        + _PROV_ON_CREATE.format(v="e") + ", e.inferred = false "
+        + _PROV_ON_MATCH.format(v="e")
+    )
+
+
+POST_STATEMENT = (
+    "UNWIND $rows AS r MERGE (p:Post {id: r.id}) "
+    "SET p.created_at = r.created_at, p.text = r.text, p.author = r.author, p.source = r.source "
+    "WITH p, r UNWIND r.mentions AS k MATCH (e:Entity {key: k}) "
+    "MERGE (p)-[m:MENTIONS]->(e) SET m.model_version = r.model_version"
+)
+
+
+def batch_statements(batch: GraphBatch, schema: LabelSchema) -> list[tuple[str, dict]]:
+    """Validated (statement, parameters) pairs for one batch, in write order.
+
+    Raises :class:`extractors.schema.SchemaViolation` before anything is built
+    if any label or relationship type is not in the schema.
+    """
+    entities = aggregate_entities(batch.entities)
+    facts = aggregate_facts(batch.facts)
+    for label in entities:
+        schema.check_entity_type(label)
+    for rel in facts:
+        schema.check_relation_type(rel)
+    out: list[tuple[str, dict]] = []
+    for label, rows in sorted(entities.items()):
+        out.append((entity_statement(label), {"rows": rows}))
+    for rel, rows in sorted(facts.items()):
+        out.append((fact_statement(rel), {"rows": rows}))
+    if batch.posts:
+        rows = [
+            {"id": p.id, "created_at": p.created_at, "text": p.text, "author": p.author,
+             "source": p.source, "mentions": sorted(set(p.mentions)), "model_version": p.model_version}
+            for p in batch.posts
+        ]
+        out.append((POST_STATEMENT, {"rows": rows}))
+    return out

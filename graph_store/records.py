@@ -1,0 +1,103 @@
+"""What the graph stores: entity nodes, facts between them, posts as provenance.
+
+Rows are aggregated per node/edge before they are written, so a batch sends
+each key once and the Cypher never has to merge duplicates within a batch.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+_SPACE = re.compile(r"\s+")
+_EDGE_PUNCT = " \t\"'`.,;:!?()[]{}<>#@"
+
+
+def canonical_key(entity_type: str, name: str) -> str:
+    """Node identity: type plus a normalised surface form (``PER:barack obama``)."""
+    norm = unicodedata.normalize("NFKC", name).casefold()
+    norm = _SPACE.sub(" ", norm).strip(_EDGE_PUNCT)
+    return f"{entity_type}:{norm}"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a node or edge came from; ``seen_at`` is the post's time (UTC ISO)."""
+
+    post_id: str
+    seen_at: str
+    model_version: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class EntityRow:
+    key: str
+    type: str
+    name: str
+    prov: Provenance
+
+
+@dataclass(frozen=True)
+class FactRow:
+    head_key: str
+    head_type: str
+    relation: str
+    tail_key: str
+    tail_type: str
+    prov: Provenance
+
+
+@dataclass(frozen=True)
+class PostRow:
+    id: str
+    created_at: str
+    text: str
+    author: str | None = None
+    source: str | None = None
+    mentions: tuple[str, ...] = ()  # entity keys
+    model_version: str = ""
+
+
+@dataclass
+class GraphBatch:
+    posts: list[PostRow] = field(default_factory=list)
+    entities: list[EntityRow] = field(default_factory=list)
+    facts: list[FactRow] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.posts)
+
+
+def _merge_prov(rows) -> dict:
+    provs = [r.prov for r in rows]
+    return {
+        "post_ids": sorted({p.post_id for p in provs}),
+        "first_seen": min(p.seen_at for p in provs),
+        "last_seen": max(p.seen_at for p in provs),
+        "confidence": max(p.confidence for p in provs),
+        "model_version": max(provs, key=lambda p: p.seen_at).model_version,
+        "model_versions": sorted({p.model_version for p in provs}),
+    }
+
+
+def aggregate_entities(rows: list[EntityRow]) -> dict[str, list[dict]]:
+    """Parameter rows per entity type (a label cannot be a parameter)."""
+    groups: dict[str, dict[str, list[EntityRow]]] = {}
+    for row in rows:
+        groups.setdefault(row.type, {}).setdefault(row.key, []).append(row)
+    return {
+        etype: [{"key": key, "name": rs[0].name, **_merge_prov(rs)} for key, rs in by_key.items()]
+        for etype, by_key in groups.items()
+    }
+
+
+def aggregate_facts(rows: list[FactRow]) -> dict[str, list[dict]]:
+    """Parameter rows per relationship type, one per (head, type, tail)."""
+    groups: dict[str, dict[tuple[str, str], list[FactRow]]] = {}
+    for row in rows:
+        groups.setdefault(row.relation, {}).setdefault((row.head_key, row.tail_key), []).append(row)
+    return {
+        rel: [{"head": h, "tail": t, **_merge_prov(rs)} for (h, t), rs in by_pair.items()]
+        for rel, by_pair in groups.items()
+    }

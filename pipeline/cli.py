@@ -1,0 +1,258 @@
+"""``mkg``: run the multimodal knowledge-graph pipeline from the command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+from .config import SAMPLE_STREAM, Config, ConfigError, load_config
+from .logs import setup_logging
+
+log = logging.getLogger("mkg")
+
+EXAMPLE_QUERY = (
+    "MATCH (h:Entity)-[r]->(t:Entity) "
+    "RETURN h.name AS head, type(r) AS relation, t.name AS tail, size(r.post_ids) AS posts "
+    "ORDER BY posts DESC, head, tail LIMIT 10"
+)
+
+CONFIG_HELP = "YAML config file (see config/example.yaml); defaults are embedded: local log + embedded graph"
+
+
+def _load(args) -> Config:
+    cfg = load_config(args.config)
+    setup_logging(cfg.logging.level, "text" if getattr(args, "text_logs", False) else cfg.logging.format)
+    return cfg
+
+
+def cmd_demo(args) -> int:
+    """Embedded end to end: bundled sample -> spaCy -> embedded graph -> summary + query."""
+    from .runtime import make_dead_letters, make_source, make_worker, open_graph
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="mkg-demo-"))
+    cfg = load_config(None, environ={})
+    cfg.source.path = Path(args.posts) if args.posts else SAMPLE_STREAM
+    cfg.graph.embedded_dir = workdir / "graph"
+    cfg.worker.dead_letter_path = workdir / "dead_letters.jsonl"
+    cfg.worker.state_dir = workdir / "state"
+    setup_logging("WARNING", "text")
+    graph = open_graph(cfg)
+    try:
+        graph.ensure_schema()
+        source, dead = make_source(cfg), make_dead_letters(cfg)
+        worker = make_worker(cfg, graph, source, dead)
+        metrics = worker.run()
+        source.close()
+        dead.close()
+        counts = graph.query(
+            "MATCH (p:Post) WITH count(p) AS posts MATCH (e:Entity) WITH posts, count(e) AS entities "
+            "OPTIONAL MATCH (:Entity)-[r]->(:Entity) RETURN posts, entities, count(r) AS facts"
+        ).rows[0]
+        print(f"Processed {metrics.records_received} records from {cfg.source.path.name} with {worker.extractor.model_version}")
+        print(f"  posts in graph: {counts[0]}, entities: {counts[1]}, facts: {counts[2]}")
+        print(f"  dead letters: {metrics.dead_lettered} -> {cfg.worker.dead_letter_path} {dict(metrics.dead_letters)}")
+        print(f"  graph: embedded FalkorDB in {cfg.graph.embedded_dir}\n")
+        print(f"Example query:\n  {EXAMPLE_QUERY}\n")
+        _print_table(graph.query(EXAMPLE_QUERY))
+    finally:
+        graph.close()
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from tqdm import tqdm
+
+    from .runtime import make_dead_letters, make_source, make_worker, open_graph
+
+    cfg = _load(args)
+    graph = open_graph(cfg)
+    try:
+        graph.ensure_schema()
+        source, dead = make_source(cfg), make_dead_letters(cfg)
+        worker = make_worker(cfg, graph, source, dead)
+        worker.install_signal_handlers()
+        log.info("worker started", extra={"source": cfg.source.kind, "graph": cfg.graph.backend,
+                                          "extractor": worker.extractor.model_version})
+        with tqdm(desc="posts", unit="post", disable=not args.progress) as bar:
+            metrics = worker.run(max_records=args.max_records, idle_timeout_s=args.idle_timeout, progress=bar)
+        source.close()
+        dead.close()
+    finally:
+        graph.close()
+    log.info("worker stopped", extra=metrics.as_dict())
+    print(json.dumps(metrics.as_dict()))
+    return 0
+
+
+def cmd_backfill(args) -> int:
+    from tqdm import tqdm
+
+    from .runtime import make_dead_letters, make_source, make_worker, open_graph
+    from .sources.files import count_lines
+
+    cfg = _load(args)
+    paths = [Path(p) for p in args.paths]
+    graph = open_graph(cfg)
+    try:
+        graph.ensure_schema()
+        source, dead = make_source(cfg, paths), make_dead_letters(cfg)
+        worker = make_worker(cfg, graph, source, dead)
+        worker.install_signal_handlers()
+        with tqdm(total=count_lines(paths), desc="backfill", unit="post", disable=args.no_progress) as bar:
+            metrics = worker.run(progress=bar)
+        source.close()
+        dead.close()
+    finally:
+        graph.close()
+    print(json.dumps(metrics.as_dict()))
+    return 0
+
+
+def cmd_produce(args) -> int:
+    from kafka import KafkaProducer
+    from tqdm import tqdm
+
+    from .sources.files import FileSource, count_lines
+
+    cfg = _load(args)
+    topic = args.topic or cfg.kafka.topic
+    producer = KafkaProducer(acks="all", max_request_size=cfg.kafka.max_message_bytes, linger_ms=5,
+                             **cfg.kafka.client_options())
+    source = FileSource([args.file])
+    sent = 0
+    with tqdm(total=count_lines([Path(args.file)]), desc=f"-> {topic}", unit="post", disable=args.no_progress) as bar:
+        while records := source.poll(500):
+            for rec in records:
+                producer.send(topic, value=rec.payload)
+            sent += len(records)
+            bar.update(len(records))
+    producer.flush()
+    producer.close()
+    print(json.dumps({"topic": topic, "sent": sent}))
+    return 0
+
+
+def cmd_query(args) -> int:
+    from .runtime import open_graph
+
+    cfg = _load(args)
+    params = json.loads(args.params) if args.params else None
+    graph = open_graph(cfg)
+    try:
+        result = graph.query(args.cypher, params)
+    finally:
+        graph.close()
+    if args.format == "json":
+        print(json.dumps([dict(zip(result.columns, row)) for row in result.rows], default=str, ensure_ascii=False))
+    else:
+        _print_table(result)
+    return 0
+
+
+def cmd_services(args) -> int:
+    from .services.manager import ServiceManager
+
+    setup_logging("INFO", "text")
+    manager = ServiceManager()
+    names = args.only or sorted(manager.services)
+    if args.action == "up":
+        manager.up(names, timeout_s=args.timeout)
+    elif args.action == "down":
+        manager.down(names)
+    for st in manager.status(names):
+        state = "healthy" if st.healthy else ("starting/unhealthy" if st.running else "stopped")
+        print(f"{st.name:6} {state:18} pid={st.pid or '-':<8} {st.address}")
+    return 0
+
+
+def _print_table(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*result.columns)
+    for row in result.rows:
+        table.add_row(*[json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else str(v) for v in row])
+    Console(width=160).print(table)
+    print(f"({len(result.rows)} rows)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mkg",
+        description="Build a multimodal knowledge graph from a stream of posts: validate, extract entities "
+                    "and relations, write them with provenance to a Cypher graph (embedded FalkorDB or Neo4j).",
+        epilog="Secrets come from the environment: MKG_NEO4J_PASSWORD, MKG_KAFKA_SASL_USERNAME, "
+               "MKG_KAFKA_SASL_PASSWORD; any key can be overridden as MKG__SECTION__KEY=value.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the whole pipeline on the bundled sample, embedded (no servers)",
+                       description="Read the bundled sample stream, extract with spaCy, write an embedded graph, "
+                                   "print a summary and the result of an example Cypher query.")
+    p.add_argument("--posts", help="JSONL posts to use instead of the bundled sample")
+    p.add_argument("--workdir", help="where the graph and dead letters go (default: a new temp dir)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("worker", help="consume posts, extract, write the graph, commit",
+                       description="Consume posts from the configured source (Kafka topic or embedded local log), "
+                                   "extract entities/relations, write them to the graph, then commit offsets. "
+                                   "Malformed posts go to the dead-letter topic/file. Stops cleanly on SIGTERM.")
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--max-records", type=int, help="stop after this many records")
+    p.add_argument("--idle-timeout", type=float, help="stop after this many seconds without new records")
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("backfill", help="reprocess archived posts (JSONL or .jsonl.gz), resumable",
+                       description="Run archived posts through the same path as the worker. Progress is "
+                                   "checkpointed per file, so an interrupted backfill resumes; graph writes are "
+                                   "idempotent, so running it twice changes nothing.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="JSONL or gzip JSONL files of posts")
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("produce", help="publish posts from a JSONL file to Kafka",
+                       description="Send each line of FILE as one record to the Kafka topic (acks=all).")
+    p.add_argument("file", metavar="FILE", help="JSONL file, one post per line")
+    p.add_argument("--topic", help="topic (default: kafka.topic from the config, 'posts')")
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("query", help="run Cypher against the configured graph and print a table",
+                       description="Run a Cypher query against the configured graph backend.")
+    p.add_argument("cypher", help='e.g. "MATCH (e:Entity:PER) RETURN e.name LIMIT 5"')
+    p.add_argument("--params", help="query parameters as a JSON object")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("services", help="start/stop/check the local Kafka and Neo4j servers",
+                       description="Resolve Apache Kafka (KRaft) and Neo4j Community from Maven Central with mvn "
+                                   "(jars cached in ~/.cache/mkg, or $MKG_CACHE_DIR), run them on 127.0.0.1 with "
+                                   "data under $MKG_SERVICES_DIR (default /tmp/mkg-services), and stop them by PID. "
+                                   "Ports: $MKG_KAFKA_PORT (9092), $MKG_NEO4J_BOLT_PORT (7687).")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--only", action="append", choices=["kafka", "neo4j"], help="act on one service (repeatable)")
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for health on 'up'")
+    p.set_defaults(func=cmd_services)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"mkg: config error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

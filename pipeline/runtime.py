@@ -1,0 +1,64 @@
+"""Build the worker's parts from a :class:`Config` (one place for wiring)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from extractors.base import Extractor
+from graph_store.base import GraphStore
+
+from .config import Config
+from .dead_letter import DeadLetterSink, FileDeadLetterSink, KafkaDeadLetterSink
+from .sources.base import Source
+from .worker import Worker
+
+
+def open_graph(cfg: Config) -> GraphStore:
+    g = cfg.graph
+    if g.backend == "neo4j":
+        from graph_store.neo4j_backend import Neo4jGraphStore
+
+        password = g.neo4j_password.get_secret_value() if g.neo4j_password else None
+        return Neo4jGraphStore(g.neo4j_uri, g.neo4j_user, password, g.neo4j_database)
+    from graph_store.embedded import EmbeddedGraphStore
+
+    return EmbeddedGraphStore(g.embedded_dir)
+
+
+def make_extractor(cfg: Config) -> Extractor:
+    from extractors.spacy_ner import SpacyExtractor
+
+    return SpacyExtractor(cfg.extractor.spacy_model)
+
+
+def make_source(cfg: Config, paths: Sequence[Path] | None = None) -> Source:
+    """The configured stream, or archive files (``paths``) for backfill."""
+    from .sources.files import FileSource
+
+    if paths:
+        return FileSource(paths, checkpoint=_checkpoint(cfg, "backfill", paths))
+    if cfg.source.kind == "kafka":
+        from .sources.kafka import KafkaSource
+
+        return KafkaSource(cfg.kafka, cfg.worker.batch_size)
+    return FileSource([cfg.source.path], checkpoint=_checkpoint(cfg, "embedded", [cfg.source.path]),
+                      follow=cfg.source.follow)
+
+
+def _checkpoint(cfg: Config, kind: str, paths: Sequence[Path]) -> Path:
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(str(Path(p).resolve()) for p in paths).encode()).hexdigest()[:16]
+    return cfg.worker.state_dir / f"{kind}-{digest}.json"
+
+
+def make_dead_letters(cfg: Config) -> DeadLetterSink:
+    if cfg.source.kind == "kafka":
+        return KafkaDeadLetterSink(cfg.kafka)
+    return FileDeadLetterSink(cfg.worker.dead_letter_path)
+
+
+def make_worker(cfg: Config, graph: GraphStore, source: Source, dead_letters: DeadLetterSink,
+                extractor: Extractor | None = None) -> Worker:
+    return Worker(source, extractor or make_extractor(cfg), graph, dead_letters, cfg.worker.batch_size,
+                  cfg.worker.retry_initial_s, cfg.worker.retry_max_s)

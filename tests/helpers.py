@@ -1,0 +1,96 @@
+"""Shared test data: real MNRE posts from ../shared/data, malformed payloads."""
+from __future__ import annotations
+
+import ast
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def mnre_posts(n: int, split: str = "test") -> list[dict]:
+    """``n`` real MNRE tweets as wire posts (one per distinct text)."""
+    path = SHARED_DATA / "mnre" / f"{split}.txt"
+    if not path.exists():
+        pytest.skip(f"real data missing: {path} (expected ../shared/data beside the checkout)")
+    posts, seen = [], set()
+    for i, line in enumerate(path.read_text().splitlines()):
+        ex = ast.literal_eval(line)
+        text = " ".join(ex["token"])
+        if text in seen:
+            continue
+        seen.add(text)
+        posts.append({"id": f"mnre-{split}-{i}", "text": text, "created_at": f"2026-01-01T00:{len(posts) // 60 % 60:02d}:{len(posts) % 60:02d}Z",
+                      "author": "@mnre", "source": "mnre", "language": "en"})
+        if len(posts) == n:
+            return posts
+    raise ValueError(f"only {len(posts)} distinct posts in {path}")
+
+
+def malformed_payloads() -> list[bytes]:
+    """50 broken records of varied kinds, each a distinct payload."""
+    good = {"text": "Angela Merkel visited Paris", "created_at": "2026-01-01T00:00:00Z"}
+    out: list[bytes] = []
+    for i in range(50):
+        kind = i % 10
+        pid = f"bad-{i}"
+        if kind == 0:
+            out.append(f'{{"id": "{pid}", "text": "unterminated'.encode())
+        elif kind == 1:
+            out.append(json.dumps({"id": pid, "created_at": good["created_at"]}).encode())  # missing text
+        elif kind == 2:
+            out.append(json.dumps({"id": i, **good}).encode())  # wrong type
+        elif kind == 3:
+            out.append(json.dumps({"id": pid, "text": "x" * 5_000_000, "created_at": good["created_at"]}).encode())
+        elif kind == 4:
+            img = base64.b64encode(b"\x89PNG but not really" + bytes([i])).decode()
+            out.append(json.dumps({"id": pid, **good, "image": {"base64": img}}).encode())
+        elif kind == 5:
+            out.append(b'{"id": "' + pid.encode() + b'", "text": "caf\xe9 \xff", "created_at": "2026-01-01T00:00:00Z"}')
+        elif kind == 6:
+            out.append(json.dumps({"id": pid, **good, "created_at": "not a date"}).encode())
+        elif kind == 7:
+            out.append(json.dumps([pid, good]).encode())
+        elif kind == 8:
+            out.append(json.dumps({"id": pid, **good, "text": 12345}).encode())
+        else:
+            out.append(b"")  # empty record
+    return out
+
+
+def expected_facts(extractor, posts: list[dict]) -> dict[tuple[str, str, str], set[str]]:
+    """What the graph must hold after ``posts``: (head, type, tail) -> post ids."""
+    from extractors.base import ExtractionInput
+    from extractors.schema import LabelSchema
+    from graph_store.records import GraphBatch
+    from pipeline.post import parse_post
+    from pipeline.to_graph import add_post
+
+    parsed = [parse_post(json.dumps(p)) for p in posts]
+    batch = GraphBatch()
+    for post, ext in zip(parsed, extractor.extract([ExtractionInput(p.id, p.text) for p in parsed])):
+        add_post(batch, post, ext, extractor.model_version, LabelSchema())
+    out: dict[tuple[str, str, str], set[str]] = {}
+    for f in batch.facts:
+        out.setdefault((f.head_key, f.relation, f.tail_key), set()).add(f.prov.post_id)
+    return out
+
+
+def graph_facts(store) -> tuple[dict[tuple[str, str, str], set[str]], int]:
+    """Facts in the graph and the number of relationship rows (duplicates show as more rows)."""
+    rows = store.query("MATCH (h:Entity)-[r]->(t:Entity) RETURN h.key, type(r), t.key, r.post_ids").rows
+    facts: dict[tuple[str, str, str], set[str]] = {}
+    for h, rel, t, post_ids in rows:
+        assert len(post_ids) == len(set(post_ids)), f"duplicate provenance on {h}-{rel}-{t}: {post_ids}"
+        facts[(h, rel, t)] = set(post_ids)
+    return facts, len(rows)
+
+
+def write_jsonl(path: Path, records: list) -> Path:
+    with open(path, "wb") as fh:
+        for rec in records:
+            fh.write((rec if isinstance(rec, bytes) else json.dumps(rec).encode()) + b"\n")
+    return path

@@ -1,0 +1,67 @@
+"""GraphStore contract, run against the embedded backend and real Neo4j."""
+import pytest
+
+from extractors.schema import SchemaViolation
+from graph_store.records import EntityRow, FactRow, GraphBatch, PostRow, Provenance
+
+P1 = Provenance("p1", "2024-01-01T00:00:00.000000Z", "m@1", 0.6)
+P2 = Provenance("p2", "2024-03-01T00:00:00.000000Z", "m@2", 0.8)
+
+
+def batch(prov: Provenance, relation: str = "MEMBER_OF") -> GraphBatch:
+    return GraphBatch(
+        posts=[PostRow(prov.post_id, prov.seen_at, "Ann joined Acme", mentions=("PER:ann", "ORG:acme"),
+                       model_version=prov.model_version)],
+        entities=[EntityRow("PER:ann", "PER", "Ann", prov), EntityRow("ORG:acme", "ORG", "Acme", prov)],
+        facts=[FactRow("PER:ann", "PER", relation, "ORG:acme", "ORG", prov)],
+    )
+
+
+def counts(store):
+    return store.query("MATCH (n) WITH count(n) AS nodes OPTIONAL MATCH ()-[r]->() RETURN nodes, count(r)").rows[0]
+
+
+def test_writes_are_idempotent_and_carry_provenance(graph_store):
+    graph_store.write(batch(P1))
+    graph_store.write(batch(P1))
+    graph_store.write(batch(P2))
+    graph_store.write(batch(P1))
+    assert counts(graph_store) == [4, 5]  # Ann, Acme, 2 posts; 1 fact + 4 mentions
+    (row,) = graph_store.query(
+        "MATCH (h:Entity:PER)-[r:MEMBER_OF]->(t:Entity:ORG) RETURN r.post_ids, r.first_seen, r.last_seen, "
+        "r.model_version, r.model_versions, r.confidence, r.inferred, h.name, t.name").rows
+    post_ids, first, last, mv, mvs, conf, inferred, h, t = row
+    assert sorted(post_ids) == ["p1", "p2"]
+    assert (first, last) == (P1.seen_at, P2.seen_at)
+    assert mv == "m@2" and sorted(mvs) == ["m@1", "m@2"] and conf == 0.8
+    assert inferred is False and (h, t) == ("Ann", "Acme")
+    mentions = graph_store.query("MATCH (p:Post)-[:MENTIONS]->(e:Entity) RETURN p.id, e.key ORDER BY p.id, e.key").rows
+    assert mentions == [["p1", "ORG:acme"], ["p1", "PER:ann"], ["p2", "ORG:acme"], ["p2", "PER:ann"]]
+
+
+def test_exact_counts(graph_store):
+    graph_store.write(batch(P1))
+    graph_store.write(batch(P1))
+    nodes, rels = counts(graph_store)
+    assert nodes == 3  # Ann, Acme, post p1
+    assert rels == 3  # MEMBER_OF + 2 MENTIONS
+
+
+@pytest.mark.parametrize("evil", ["MEMBER_OF]->(x) DETACH DELETE x WITH 1 AS y MATCH (a)-[r:X", "KNOWS` {x:1}]->() //"])
+def test_cypher_in_relation_type_is_rejected_not_executed(graph_store, evil):
+    graph_store.write(batch(P1))
+    before = counts(graph_store)
+    with pytest.raises(SchemaViolation):
+        graph_store.write(batch(P2, relation=evil))
+    assert counts(graph_store) == before
+
+
+def test_uniqueness_is_enforced_at_startup(graph_store):
+    graph_store.ensure_schema()  # twice is fine
+    if type(graph_store).__name__ == "Neo4jGraphStore":
+        rows = graph_store.query("SHOW CONSTRAINTS YIELD labelsOrTypes, properties, type RETURN labelsOrTypes, properties, type").rows
+        assert [["Entity"], ["key"], "UNIQUENESS"] in rows
+        assert [["Post"], ["id"], "UNIQUENESS"] in rows
+    else:
+        rows = graph_store.query("CALL db.indexes() YIELD label, properties RETURN label, properties").rows
+        assert ["Entity", ["key"]] in rows and ["Post", ["id"]] in rows

@@ -1,0 +1,55 @@
+import pytest
+
+from pipeline.config import ConfigError, load_config
+
+
+def test_defaults_are_embedded():
+    cfg = load_config(None, environ={})
+    assert cfg.source.kind == "embedded" and cfg.graph.backend == "embedded"
+    assert cfg.source.path.exists()
+
+
+def test_yaml_and_env_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("graph:\n  backend: neo4j\n  neo4j_uri: bolt://db:7687\nworker:\n  batch_size: 10\n")
+    cfg = load_config(f, environ={"MKG_NEO4J_PASSWORD": "s3cret", "MKG__WORKER__BATCH_SIZE": "32",
+                                  "MKG_KAFKA_SASL_PASSWORD": "kp"})
+    assert cfg.graph.neo4j_uri == "bolt://db:7687"
+    assert cfg.graph.neo4j_password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(cfg)
+    assert cfg.worker.batch_size == 32
+    assert cfg.kafka.sasl_password.get_secret_value() == "kp"
+
+
+def test_sasl_options():
+    cfg = load_config(None, environ={"MKG__KAFKA__SECURITY_PROTOCOL": "SASL_SSL", "MKG_KAFKA_SASL_USERNAME": "u",
+                                     "MKG_KAFKA_SASL_PASSWORD": "p"})
+    opts = cfg.kafka.client_options()
+    assert opts["sasl_plain_username"] == "u" and opts["sasl_plain_password"] == "p"
+
+
+@pytest.mark.parametrize("text, key", [
+    ("graph:\n  backnd: neo4j\n", "graph.backnd"),
+    ("worker:\n  batch_size: 0\n", "worker.batch_size"),
+    ("source:\n  kind: carrier-pigeon\n", "source.kind"),
+    ("nonsense: {}\n", "nonsense"),
+])
+def test_bad_key_is_named(tmp_path, text, key):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(f, environ={})
+
+
+def test_bad_env_override_is_named():
+    with pytest.raises(ConfigError, match="graph.backend"):
+        load_config(None, environ={"MKG__GRAPH__BACKEND": "oracle"})
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml", environ={})
+    f = tmp_path / "bad.yaml"
+    f.write_text("graph: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(f, environ={})
