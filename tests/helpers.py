@@ -11,9 +11,9 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def mnre_posts(n: int, split: str = "test") -> list[dict]:
+def mnre_posts(n: int, split: str = "train") -> list[dict]:
     """``n`` real MNRE tweets as wire posts (one per distinct text)."""
-    path = SHARED_DATA / "mnre" / f"{split}.txt"
+    path = SHARED_DATA / "mnre" / f"mnre_{split}.txt"
     if not path.exists():
         pytest.skip(f"real data missing: {path} (expected ../shared/data beside the checkout)")
     posts, seen = [], set()
@@ -93,4 +93,24 @@ def write_jsonl(path: Path, records: list) -> Path:
     with open(path, "wb") as fh:
         for rec in records:
             fh.write((rec if isinstance(rec, bytes) else json.dumps(rec).encode()) + b"\n")
+    return path
+
+
+def worker_config(tmp: Path, *, source: str = "embedded", graph: str = "embedded", topic: str = "posts",
+                  posts_file: Path | None = None, batch_size: int = 25, kafka: str = "127.0.0.1:9092",
+                  neo4j: str = "bolt://127.0.0.1:7687") -> Path:
+    """A YAML config for a worker subprocess (the password comes from the env)."""
+    import yaml
+
+    cfg = {
+        "source": {"kind": source, **({"path": str(posts_file)} if posts_file else {})},
+        "kafka": {"bootstrap_servers": kafka, "topic": topic, "group_id": f"g-{topic}",
+                  "dead_letter_topic": f"{topic}.dead", "poll_timeout_ms": 500,
+                  "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "max_poll_interval_ms": 10000},
+        "graph": {"backend": graph, "embedded_dir": str(tmp / "graph"), "neo4j_uri": neo4j},
+        "worker": {"batch_size": batch_size, "dead_letter_path": str(tmp / "dead.jsonl"),
+                   "state_dir": str(tmp / "state"), "retry_initial_s": 0.2, "retry_max_s": 2.0},
+    }
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
     return path

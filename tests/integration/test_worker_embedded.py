@@ -1,0 +1,121 @@
+"""The worker on embedded defaults (local log + embedded graph), no servers needed."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from helpers import expected_facts, graph_facts, malformed_payloads, mnre_posts, worker_config, write_jsonl
+
+from extractors.base import Extractor, RelationMention
+from pipeline.dead_letter import FileDeadLetterSink, read_dead_letters
+from pipeline.sources.files import FileSource
+from pipeline.worker import Worker
+
+MKG = [sys.executable, "-m", "pipeline.cli"]
+
+
+def test_demo_runs_end_to_end(short_tmp):
+    out = subprocess.run(MKG + ["demo", "--workdir", str(short_tmp)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "posts in graph: 40" in out.stdout
+    assert "dead letters: 2" in out.stdout
+    assert "CO_MENTIONED" in out.stdout and "rows)" in out.stdout
+
+
+def test_malformed_posts_go_to_dead_letters_and_the_rest_is_written(short_tmp, embedded_store, spacy_extractor):
+    good = mnre_posts(100)
+    bad = malformed_payloads()
+    stream = []
+    for i, post in enumerate(good):
+        stream.append(post)
+        if i % 2 == 0:
+            stream.append(bad[i // 2])
+    log = write_jsonl(short_tmp / "stream.jsonl", stream)
+    dead = FileDeadLetterSink(short_tmp / "dead.jsonl")
+    worker = Worker(FileSource([log]), spacy_extractor, embedded_store, dead, batch_size=16)
+    metrics = worker.run()
+    dead.close()
+
+    letters = read_dead_letters(short_tmp / "dead.jsonl")
+    # the empty record is a blank line in a JSONL file, which the file source skips
+    non_blank = [b for b in bad if b]
+    assert len(letters) == len(non_blank) == metrics.dead_lettered
+    assert sorted(l.original_payload() for l in letters) == sorted(non_blank)
+    assert all(l.reason and l.stage in {"parse", "image"} for l in letters)
+    assert embedded_store.query("MATCH (p:Post) RETURN count(p)").rows == [[100]]
+    facts, rows = graph_facts(embedded_store)
+    assert facts == expected_facts(spacy_extractor, good) and rows == len(facts)
+
+
+class InjectingExtractor(Extractor):
+    """A deliberately broken model: for some posts it emits Cypher as a relation type."""
+
+    name, version = "broken", "0"
+
+    def __init__(self, inner, evil: str):
+        self.inner, self.evil = inner, evil
+
+    def extract(self, batch):
+        out = self.inner.extract(batch)
+        for item, ext in zip(batch, out):
+            if item.post_id.endswith("7") and len(ext.entities) >= 2:
+                ext.relations.append(RelationMention(ext.entities[0], ext.entities[1], self.evil, 1.0))
+        return out
+
+
+def test_cypher_from_a_broken_extractor_is_rejected(short_tmp, graph_store, spacy_extractor):
+    posts = mnre_posts(60)
+    evil = "CO_MENTIONED]->() WITH 1 AS x MATCH (n) DETACH DELETE n //"
+    extractor = InjectingExtractor(spacy_extractor, evil)
+    dead = FileDeadLetterSink(short_tmp / "dead.jsonl")
+    worker = Worker(FileSource([write_jsonl(short_tmp / "s.jsonl", posts)]), extractor, graph_store, dead)
+    worker.run()
+    dead.close()
+    letters = read_dead_letters(short_tmp / "dead.jsonl")
+    assert letters, "the broken extractor should have produced at least one rejected post"
+    assert all(l.stage == "schema" and "not an identifier" in l.reason for l in letters)
+    rejected = {json.loads(l.payload)["id"] for l in letters}
+    written = {r[0] for r in graph_store.query("MATCH (p:Post) RETURN p.id").rows}
+    assert written.isdisjoint(rejected) and len(written) + len(rejected) == len(posts)  # nothing deleted
+    assert graph_store.query("MATCH ()-[r]->() WHERE type(r) CONTAINS 'DELETE' RETURN count(r)").rows == [[0]]
+
+
+def test_sigkill_mid_batch_then_restart_loses_and_duplicates_nothing(short_tmp, spacy_extractor):
+    from graph_store.embedded import EmbeddedGraphStore
+
+    posts = mnre_posts(400)
+    log = write_jsonl(short_tmp / "stream.jsonl", posts)
+    cfg = worker_config(short_tmp, posts_file=log, batch_size=20)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(MKG + ["worker", "--config", str(cfg)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if (short_tmp / "graph" / "falkordb.pid").exists():
+                store = store or EmbeddedGraphStore(short_tmp / "graph")
+                if store.query("MATCH (p:Post) RETURN count(p)").rows[0][0] >= 100:
+                    break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        partial = store.query("MATCH (p:Post) RETURN count(p)").rows[0][0]
+        assert 100 <= partial < len(posts), "kill should land mid-stream"
+        done = subprocess.run(MKG + ["worker", "--config", str(cfg)], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        metrics = json.loads(done.stdout.strip().splitlines()[-1])
+        assert metrics["records_received"] < len(posts)  # resumed, not restarted from zero
+        facts, rows = graph_facts(store)
+        assert facts == expected_facts(spacy_extractor, posts)
+        assert rows == len(facts)
+        assert store.query("MATCH (p:Post) RETURN count(p)").rows == [[len(posts)]]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if store is not None:
+            store.close()
