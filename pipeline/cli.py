@@ -19,7 +19,7 @@ EXAMPLE_QUERY = (
     "ORDER BY posts DESC, head, tail LIMIT 10"
 )
 
-CONFIG_HELP = "YAML config file (see config/example.yaml); defaults are embedded: local log + embedded graph"
+CONFIG_HELP = "YAML config file (examples in pipeline/configs/); without it: embedded local log + embedded graph"
 
 
 def _load(args) -> Config:

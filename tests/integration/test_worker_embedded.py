@@ -119,3 +119,40 @@ def test_sigkill_mid_batch_then_restart_loses_and_duplicates_nothing(short_tmp, 
             proc.kill()
         if store is not None:
             store.close()
+
+
+def test_embedded_graph_outage_stalls_commits_then_completes(short_tmp, spacy_extractor):
+    import threading
+
+    from graph_store.embedded import EmbeddedGraphStore
+
+    posts = mnre_posts(200)
+    log = write_jsonl(short_tmp / "stream.jsonl", posts)
+    owner = EmbeddedGraphStore(short_tmp / "graph")  # starts the server
+    attached = EmbeddedGraphStore(short_tmp / "graph")  # the worker's client, like a second process
+    ckpt = short_tmp / "ckpt.json"
+    dead = FileDeadLetterSink(short_tmp / "dead.jsonl")
+    worker = Worker(FileSource([log], checkpoint=ckpt), spacy_extractor, attached, dead, 10, 0.2, 2.0)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while worker.metrics.batches_committed < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        owner.close()  # server down
+        time.sleep(0.5)
+        during_start = ckpt.read_text()
+        time.sleep(10)
+        assert ckpt.read_text() == during_start, "nothing may be committed while the graph is down"
+        owner = EmbeddedGraphStore(short_tmp / "graph")  # back, from its append-only file
+        thread.join(timeout=120)
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        dead.close()
+    assert worker.metrics.graph_retries > 0
+    assert json.loads(ckpt.read_text()) == {str(log.resolve()): len(posts)}
+    facts, rows = graph_facts(owner)
+    assert facts == expected_facts(spacy_extractor, posts) and rows == len(facts)
+    attached.close()
+    owner.close()

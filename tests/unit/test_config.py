@@ -53,3 +53,14 @@ def test_missing_and_invalid_files(tmp_path):
     f.write_text("graph: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(f, environ={})
+
+
+def test_shipped_example_configs_are_valid():
+    from pathlib import Path
+
+    import pipeline
+
+    configs = sorted((Path(pipeline.__file__).parent / "configs").glob("*.yaml"))
+    assert len(configs) >= 2
+    kinds = {load_config(path, environ={}).source.kind for path in configs}
+    assert kinds == {"embedded", "kafka"}

@@ -1,0 +1,68 @@
+"""Shared by every benchmark: the machine description and the JSON result file."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+        mem = f"{mem_kb / 1024 / 1024:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        mem = "unknown memory"
+    return f"{cpu}, {os.cpu_count()} cores, {mem}, no GPU, Python {platform.python_version()}, {platform.system()}"
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_result(name: str, metrics: dict, notes: str = "") -> Path:
+    """Write ``benchmarks/results/<name>.json`` with everything needed to reproduce it."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    record = {
+        "benchmark": name,
+        "metrics": metrics,
+        "command": " ".join([Path(sys.executable).name, "-m", f"benchmarks.{name}", *sys.argv[1:]]),
+        "git_commit": git_commit(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "notes": notes,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+    return path
+
+
+def mnre_posts(n: int, split: str = "train") -> list[dict]:
+    """Real MNRE tweets as wire posts (distinct texts)."""
+    import ast
+
+    posts, seen = [], set()
+    for i, line in enumerate((SHARED_DATA / "mnre" / f"mnre_{split}.txt").read_text().splitlines()):
+        text = " ".join(ast.literal_eval(line)["token"])
+        if text not in seen:
+            seen.add(text)
+            posts.append({"id": f"mnre-{split}-{i}", "text": text, "created_at": "2026-01-01T00:00:00Z"})
+            if len(posts) == n:
+                break
+    return posts
