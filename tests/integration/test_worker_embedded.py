@@ -156,3 +156,42 @@ def test_embedded_graph_outage_stalls_commits_then_completes(short_tmp, spacy_ex
     assert facts == expected_facts(spacy_extractor, posts) and rows == len(facts)
     attached.close()
     owner.close()
+
+
+def test_sigterm_finishes_the_batch_commits_and_exits(short_tmp, spacy_extractor):
+    """A worker tailing a live log stops cleanly on SIGTERM; a restart picks up the rest."""
+    import yaml
+
+    from graph_store.embedded import EmbeddedGraphStore
+
+    posts = mnre_posts(300)
+    log = write_jsonl(short_tmp / "live.jsonl", posts[:200])
+    cfg = worker_config(short_tmp, posts_file=log, batch_size=20)
+    data = yaml.safe_load(cfg.read_text())
+    data["source"]["follow"] = True
+    cfg.write_text(yaml.safe_dump(data))
+    proc = subprocess.Popen(MKG + ["worker", "--config", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    state = short_tmp / "state"
+    deadline = time.monotonic() + 120
+    while not list(state.glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    metrics = json.loads(out.strip().splitlines()[-1])
+    (ckpt,) = state.glob("*.json")
+    committed = json.loads(ckpt.read_text())[str(log.resolve())]
+    assert committed == metrics["records_received"] > 0  # the batch in hand was finished and committed
+
+    with open(log, "ab") as fh:  # the stream goes on while the worker is down
+        for post in posts[200:]:
+            fh.write(json.dumps(post).encode() + b"\n")
+    done = subprocess.run(MKG + ["worker", "--config", str(cfg), "--idle-timeout", "3"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["records_received"] == len(posts) - committed
+    store = EmbeddedGraphStore(short_tmp / "graph")
+    facts, rows = graph_facts(store)
+    assert facts == expected_facts(spacy_extractor, posts) and rows == len(facts)
+    store.close()
