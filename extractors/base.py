@@ -58,6 +58,13 @@ class Extractor(ABC):
     def extract(self, batch: Sequence[ExtractionInput]) -> list[Extraction]:
         """One :class:`Extraction` per input, in order. May raise for a bad input."""
 
+    def refresh(self) -> bool:
+        """Pick up a newly promoted model, if the extractor has any; True if it changed.
+
+        The worker calls this between batches, so a swap never splits a batch.
+        """
+        return False
+
     @property
     def model_version(self) -> str:
         """Recorded on every node and edge this extractor writes."""

@@ -42,6 +42,24 @@ class SpacyExtractor(Extractor):
         docs = self._nlp.pipe((item.text for item in batch), batch_size=self._batch_size)
         return [self._from_doc(item.post_id, doc) for item, doc in zip(batch, docs)]
 
+    def bio_tags(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
+        """BIO tags over given tokens (our four types), to score spaCy like MNER."""
+        from spacy.tokens import Doc
+
+        docs = [Doc(self._nlp.vocab, words=list(words)) for words in sentences]
+        out = []
+        for doc in self._nlp.pipe(docs, batch_size=self._batch_size):
+            tags = ["O"] * len(doc)
+            for ent in doc.ents:
+                etype = SPACY_TO_TYPE.get(ent.label_)
+                if etype is None:
+                    continue
+                tags[ent.start] = f"B-{etype}"
+                for i in range(ent.start + 1, ent.end):
+                    tags[i] = f"I-{etype}"
+            out.append(tags)
+        return out
+
     @staticmethod
     def _from_doc(post_id: str, doc) -> Extraction:
         out = Extraction(post_id)

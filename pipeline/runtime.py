@@ -1,6 +1,7 @@
 """Build the worker's parts from a :class:`Config` (one place for wiring)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -11,6 +12,8 @@ from .config import Config
 from .dead_letter import DeadLetterSink, FileDeadLetterSink, KafkaDeadLetterSink
 from .sources.base import Source
 from .worker import Worker
+
+log = logging.getLogger(__name__)
 
 
 def open_graph(cfg: Config) -> GraphStore:
@@ -26,9 +29,21 @@ def open_graph(cfg: Config) -> GraphStore:
 
 
 def make_extractor(cfg: Config) -> Extractor:
+    ex = cfg.extractor
+    if ex.kind in ("auto", "multimodal"):
+        from extractors.store import ModelStore
+
+        store = ModelStore(ex.models_dir)
+        ready = store.current_version("mner") and store.current_version("mre")
+        if ready or ex.kind == "multimodal":
+            from extractors.multimodal import MultimodalExtractor
+
+            return MultimodalExtractor(ex.models_dir, ex.relation_threshold, ex.device)
+        log.warning("no trained multimodal models; using the spaCy baseline",
+                    extra={"models_dir": str(ex.models_dir)})
     from extractors.spacy_ner import SpacyExtractor
 
-    return SpacyExtractor(cfg.extractor.spacy_model)
+    return SpacyExtractor(ex.spacy_model)
 
 
 def make_source(cfg: Config, paths: Sequence[Path] | None = None) -> Source:

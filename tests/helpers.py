@@ -108,6 +108,7 @@ def worker_config(tmp: Path, *, source: str = "embedded", graph: str = "embedded
                   "dead_letter_topic": f"{topic}.dead", "poll_timeout_ms": 500,
                   "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "max_poll_interval_ms": 10000},
         "graph": {"backend": graph, "embedded_dir": str(tmp / "graph"), "neo4j_uri": neo4j},
+        "extractor": {"kind": "spacy"},  # the expected triples are computed with spaCy
         "worker": {"batch_size": batch_size, "dead_letter_path": str(tmp / "dead.jsonl"),
                    "state_dir": str(tmp / "state"), "retry_initial_s": 0.2, "retry_max_s": 2.0},
     }

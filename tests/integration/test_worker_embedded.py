@@ -19,7 +19,9 @@ MKG = [sys.executable, "-m", "pipeline.cli"]
 
 
 def test_demo_runs_end_to_end(short_tmp):
-    out = subprocess.run(MKG + ["demo", "--workdir", str(short_tmp)], capture_output=True, text=True, timeout=300)
+    # run from an empty folder: no trained models there, so the demo uses the spaCy baseline
+    out = subprocess.run(MKG + ["demo", "--workdir", str(short_tmp)], capture_output=True, text=True, timeout=300,
+                         cwd=short_tmp, env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert out.returncode == 0, out.stderr
     assert "posts in graph: 40" in out.stdout
     assert "dead letters: 2" in out.stdout

@@ -1,0 +1,128 @@
+"""MRE and MNER models on the dual-stream encoder.
+
+Both classifiers are split into a text half and a vision half,
+``logits = W_t h_text + W_v h_vision`` (the same as ``W [h_text ; h_vision]``),
+so continual learning can read each modality's contribution (gradient
+modulation, Eq. 4-9) and grow the label space by appending rows.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torchcrf import CRF
+
+from .features import NERBatch, REBatch
+from .fusion import DualStreamEncoder, StreamOutput
+
+
+class SplitLinear(nn.Module):
+    """W [h_t ; h_v] kept as two matrices; rows can be appended for new classes."""
+
+    def __init__(self, text_dim: int, vision_dim: int, n_out: int) -> None:
+        super().__init__()
+        self.text = nn.Linear(text_dim, n_out)
+        self.vision = nn.Linear(vision_dim, n_out, bias=False)
+
+    def forward(self, h_text: torch.Tensor, h_vision: torch.Tensor) -> torch.Tensor:
+        return self.text(h_text) + self.vision(h_vision)
+
+    def halves(self, h_text: torch.Tensor, h_vision: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.text(h_text), self.vision(h_vision)
+
+    def grow(self, n_new: int) -> None:
+        """Append ``n_new`` output rows, keeping the old ones (class-incremental)."""
+        for name in ("text", "vision"):
+            old: nn.Linear = getattr(self, name)
+            new = nn.Linear(old.in_features, old.out_features + n_new, bias=old.bias is not None)
+            new = new.to(old.weight.device, old.weight.dtype)
+            with torch.no_grad():
+                new.weight[: old.out_features] = old.weight
+                if old.bias is not None:
+                    new.bias[: old.out_features] = old.bias
+            setattr(self, name, new)
+
+
+class MREModel(nn.Module):
+    """p(r | text, image, h, t) over a relation set that includes ``None``.
+
+    The text representation is [h_CLS ; h_<head> ; h_<tail>]: the CLS state of
+    the spec plus the states of the head- and tail-start markers, which carry
+    the pair (entity-start pooling); the vision representation is its CLS.
+    """
+
+    def __init__(self, encoder: DualStreamEncoder, labels: list[str], dropout: float = 0.1) -> None:
+        super().__init__()
+        if labels[0] != "None":
+            raise ValueError("label 0 must be 'None'")
+        self.encoder = encoder
+        self.labels = list(labels)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = SplitLinear(3 * encoder.text_dim, encoder.vision_dim, len(labels))
+
+    def representations(self, batch: REBatch) -> tuple[torch.Tensor, torch.Tensor, StreamOutput]:
+        out = self.encoder(batch.input_ids, batch.attention_mask, batch.pixels, batch.has_image)
+        rows = torch.arange(batch.input_ids.shape[0], device=batch.input_ids.device)
+        h_text = torch.cat([out.text_cls, out.text[rows, batch.head_pos], out.text[rows, batch.tail_pos]], -1)
+        return self.dropout(h_text), self.dropout(out.vision_cls), out
+
+    def forward(self, batch: REBatch) -> torch.Tensor:
+        h_t, h_v, _ = self.representations(batch)
+        return self.classifier(h_t, h_v)
+
+    def loss(self, batch: REBatch) -> torch.Tensor:
+        return F.cross_entropy(self(batch), batch.labels)
+
+    def add_labels(self, new: list[str]) -> None:
+        new = [l for l in new if l not in self.labels]
+        self.classifier.grow(len(new))
+        self.labels += new
+
+
+class MNERModel(nn.Module):
+    """BIO tagging with a CRF over [h_i_text ; h_CLS_vision] per word (Eq. 3)."""
+
+    def __init__(self, encoder: DualStreamEncoder, tags: list[str], dropout: float = 0.1) -> None:
+        super().__init__()
+        if tags[0] != "O":
+            raise ValueError("tag 0 must be 'O'")
+        self.encoder = encoder
+        self.tags = list(tags)
+        self.dropout = nn.Dropout(dropout)
+        self.emissions = SplitLinear(encoder.text_dim, encoder.vision_dim, len(tags))
+        self.crf = CRF(len(tags), batch_first=True)
+        self._forbid_invalid_transitions()
+
+    def _forbid_invalid_transitions(self) -> None:
+        """I-X may only follow B-X or I-X: make other moves (and starting with I-X) very unlikely."""
+        with torch.no_grad():
+            for j, tag in enumerate(self.tags):
+                if not tag.startswith("I-"):
+                    continue
+                self.crf.start_transitions[j] = -1e4
+                for i, prev in enumerate(self.tags):
+                    if prev[2:] != tag[2:] or prev == "O":
+                        self.crf.transitions[i, j] = -1e4
+
+    def word_features(self, batch: NERBatch) -> tuple[torch.Tensor, torch.Tensor, StreamOutput]:
+        out = self.encoder(batch.input_ids, batch.attention_mask, batch.pixels, batch.has_image)
+        h_words = torch.gather(out.text, 1, batch.word_index.unsqueeze(-1).expand(-1, -1, out.text.shape[-1]))
+        h_vis = out.vision_cls.unsqueeze(1).expand(-1, h_words.shape[1], -1)
+        return self.dropout(h_words), self.dropout(h_vis), out
+
+    def forward(self, batch: NERBatch) -> torch.Tensor:
+        h_t, h_v, _ = self.word_features(batch)
+        return self.emissions(h_t, h_v)
+
+    def loss(self, batch: NERBatch) -> torch.Tensor:
+        emissions = self(batch)
+        return -self.crf(emissions.float(), batch.tags, mask=batch.word_mask, reduction="mean")
+
+    def decode(self, batch: NERBatch) -> list[list[str]]:
+        emissions = self(batch)
+        paths = self.crf.decode(emissions.float(), mask=batch.word_mask)
+        return [[self.tags[i] for i in path] for path in paths]
+
+    def marginal_confidence(self, emissions: torch.Tensor) -> torch.Tensor:
+        """Per-word max softmax of the emissions: a cheap confidence for spans."""
+        return emissions.softmax(-1).max(-1).values

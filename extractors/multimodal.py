@@ -1,0 +1,163 @@
+"""The multimodal extractor behind the pipeline's :class:`Extractor` interface.
+
+Posts -> words -> MNER spans (typed entities) -> ordered entity pairs -> MRE ->
+triples with confidences. A relation such as ``/per/org/member_of`` implies
+head and tail types; a prediction whose implied types disagree with MNER's is
+dropped, not written. Models come from the model store's ``current`` pointers
+and are swapped between batches when a new version is promoted (hot reload),
+so no post is dropped or processed twice.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from itertools import permutations
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .base import EntityMention, Extraction, ExtractionInput, Extractor, RelationMention
+from .datasets import REExample
+from .features import encode_re
+from .schema import NO_RELATION, implied_types, relation_type_of
+from .store import ModelStore
+
+log = logging.getLogger(__name__)
+
+# Tweet-style word split like the training data: mentions, URLs, words, single punctuation.
+WORD = re.compile(r"@\w+|https?://\S+|\w+(?:'\w+)?|[^\w\s]", re.UNICODE)
+MAX_ENTITIES_PER_POST = 8  # ordered pairs grow quadratically
+
+
+@dataclass
+class _Models:
+    mner: object
+    mner_task: object
+    mre: object
+    mre_task: object
+    version: str
+
+
+def words_with_offsets(text: str) -> list[tuple[str, int, int]]:
+    return [(m.group(), m.start(), m.end()) for m in WORD.finditer(text)]
+
+
+def bio_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """[start, end) word spans with their type from BIO tags."""
+    spans, start, etype = [], None, None
+    for i, tag in enumerate(list(tags) + ["O"]):
+        if start is not None and (tag == "O" or tag.startswith("B-") or tag[2:] != etype):
+            spans.append((start, i, etype))
+            start = etype = None
+        if tag.startswith("B-") or (tag.startswith("I-") and start is None):
+            start, etype = i, tag[2:]
+    return spans
+
+
+class MultimodalExtractor(Extractor):
+    name = "mkg-multimodal"
+
+    def __init__(self, models_dir: str | Path, relation_threshold: float = 0.5, device: str = "cpu",
+                 batch_size: int = 32) -> None:
+        self.store = ModelStore(models_dir)
+        self.threshold = relation_threshold
+        self.device = device
+        self.batch_size = batch_size
+        self._models = self._load()
+
+    @property
+    def version(self) -> str:
+        return self._models.version
+
+    def _pointers(self) -> tuple[str | None, str | None]:
+        return self.store.current_version("mner"), self.store.current_version("mre")
+
+    def _load(self) -> _Models:
+        mner_v, mre_v = self._pointers()
+        if mner_v is None or mre_v is None:
+            raise FileNotFoundError(f"no current mner and mre models in {self.store.root} (train with `mkg train`)")
+        mner, mner_task, _ = self.store.load("mner", mner_v, self.device)
+        mre, mre_task, _ = self.store.load("mre", mre_v, self.device)
+        return _Models(mner, mner_task, mre, mre_task, f"{mner_v}+{mre_v}")
+
+    def refresh(self) -> bool:
+        """Swap in newly promoted models; called by the worker between batches."""
+        mner_v, mre_v = self._pointers()
+        if f"{mner_v}+{mre_v}" == self._models.version:
+            return False
+        models = self._load()  # load fully before swapping: a failed load keeps the old models
+        old, self._models = self._models.version, models
+        log.info("extractor models reloaded", extra={"old": old, "new": models.version})
+        return True
+
+    def _pixels(self, batch: Sequence[ExtractionInput]):
+        has = torch.tensor([item.image is not None for item in batch], dtype=torch.bool)
+        if not bool(has.any()):
+            return None, has
+        from .vision import preprocess
+
+        blank = next(item.image for item in batch if item.image is not None)
+        pixels = preprocess([item.image if item.image is not None else blank for item in batch])
+        return pixels, has
+
+    @torch.no_grad()
+    def extract(self, batch: Sequence[ExtractionInput]) -> list[Extraction]:
+        m = self._models
+        out: list[Extraction] = []
+        for i in range(0, len(batch), self.batch_size):
+            out += self._extract_chunk(m, batch[i:i + self.batch_size])
+        return out
+
+    def _extract_chunk(self, m: _Models, chunk: Sequence[ExtractionInput]) -> list[Extraction]:
+        words = [words_with_offsets(item.text) or [(item.text[:1], 0, 1)] for item in chunk]
+        pixels, has_image = self._pixels(chunk)
+        sentences = [[w for w, _, _ in ws] for ws in words]
+        tags, confs = self._tag(m, sentences, pixels, has_image)
+        results: list[Extraction] = []
+        pair_examples: list[REExample] = []
+        pair_refs: list[tuple[int, EntityMention, EntityMention]] = []
+        for b, item in enumerate(chunk):
+            ext = Extraction(item.post_id)
+            mentions = []
+            for start, end, etype in bio_spans(tags[b])[:MAX_ENTITIES_PER_POST]:
+                c0, c1 = words[b][start][1], words[b][end - 1][2]
+                conf = float(min(confs[b][start:end]))
+                mention = EntityMention(item.text[c0:c1], etype, c0, c1, conf)
+                ext.entities.append(mention)
+                mentions.append((start, end, mention))
+            for (hs, he, hm), (ts, te, tm) in permutations(mentions, 2):
+                pair_examples.append(REExample(tuple(sentences[b]), (hs, he), (ts, te), NO_RELATION))
+                pair_refs.append((b, hm, tm))
+            results.append(ext)
+        for (b, head, tail), (label, conf) in zip(pair_refs, self._relate(m, pair_examples, pair_refs, pixels, has_image)):
+            if label == NO_RELATION or conf < self.threshold:
+                continue
+            if implied_types(label) not in (None, (head.type, tail.type)):
+                continue  # the relation's implied types contradict MNER's types
+            results[b].relations.append(RelationMention(head, tail, relation_type_of(label), conf, label))
+        return results
+
+    def _tag(self, m: _Models, sentences, pixels, has_image):
+        from .features import encode_ner
+
+        batch = encode_ner(m.mner_task.tokenizer, sentences, None, None, m.mner_task.max_len)
+        batch.pixels, batch.has_image = pixels, has_image
+        batch = batch.to(self.device)
+        emissions = m.mner(batch)
+        paths = m.mner.crf.decode(emissions.float(), mask=batch.word_mask)
+        conf = m.mner.marginal_confidence(emissions.float()).cpu().tolist()
+        tags = [[m.mner.tags[i] for i in p] + ["O"] * (len(s) - len(p)) for p, s in zip(paths, sentences)]
+        return tags, [c + [1.0] * (len(s) - len(c)) for c, s in zip(conf, sentences)]
+
+    def _relate(self, m: _Models, examples: list[REExample], refs, pixels, has_image):
+        if not examples:
+            return []
+        batch = encode_re(m.mre_task.tokenizer, examples, None, m.mre_task.max_len)
+        if pixels is not None:
+            rows = torch.tensor([b for b, _, _ in refs])
+            batch.pixels, batch.has_image = pixels[rows], has_image[rows]
+        probs = m.mre(batch.to(self.device)).float().softmax(-1)
+        conf, idx = probs.max(-1)
+        return [(m.mre.labels[i], c) for i, c in zip(idx.tolist(), conf.tolist())]

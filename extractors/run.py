@@ -1,0 +1,82 @@
+"""Train and evaluate extractors end to end (what ``mkg train`` / ``mkg evaluate`` call)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from .datasets import read_conll, read_re
+from .encoders import EncoderSpec, build_encoder
+from .metrics import ner_entity_prf
+from .store import ModelStore, data_fingerprint
+from .tasks import NERTask, RETask
+from .training import TrainConfig, fit
+
+log = logging.getLogger(__name__)
+
+SPLIT_NAMES = {
+    "train": ("mnre_train.txt", "train.txt"),
+    "val": ("mnre_val.txt", "valid.txt", "val.txt"),
+    "test": ("mnre_test.txt", "test.txt"),
+}
+
+
+def split_file(data: str | Path, split: str) -> Path:
+    """``data`` may be a file or a folder holding MNRE or CoNLL split files."""
+    data = Path(data)
+    if data.is_file():
+        return data
+    for name in SPLIT_NAMES[split]:
+        if (data / name).exists():
+            return data / name
+    raise FileNotFoundError(f"no {split} split in {data} (looked for {', '.join(SPLIT_NAMES[split])})")
+
+
+def read_examples(kind: str, path: Path, limit: int | None = None) -> list:
+    examples = read_re(path) if kind == "mre" else read_conll(path)
+    return examples[:limit] if limit else examples
+
+
+def train(kind: str, data: str | Path, store_root: str | Path, cfg: TrainConfig, spec: EncoderSpec = EncoderSpec(),
+          limit: int | None = None, promote: bool = False, resume: bool = False,
+          checkpoint_dir: Path | None = None) -> tuple[str, dict]:
+    """Train on the train split, select on val, save a version (and promote it)."""
+    train_path, val_path = split_file(data, "train"), split_file(data, "val")
+    train_ex = read_examples(kind, train_path, limit)
+    val_ex = read_examples(kind, val_path, limit // 4 if limit else None)
+    encoder, tokenizer = build_encoder(spec)
+    task = RETask(tokenizer) if kind == "mre" else NERTask(tokenizer)
+    model = task.build(encoder, task.labels_from(train_ex))
+    store = ModelStore(store_root)
+    ckpt = checkpoint_dir or Path(store_root) / kind / "checkpoints" / data_fingerprint([train_path], limit)[:12]
+    result = fit(task, model, train_ex, val_ex, cfg, checkpoint_dir=ckpt, resume=resume)
+    metrics = {"val": result.best_val, "best_epoch": result.best_epoch, "history": result.history,
+               "train_examples": len(train_ex), "val_examples": len(val_ex)}
+    version = store.save(kind, model, spec, metrics=metrics, fingerprint=data_fingerprint([train_path], limit),
+                         train_config=asdict(cfg))
+    if promote:
+        store.promote(kind, version)
+    return version, metrics
+
+
+def evaluate(kind: str, data: str | Path, store_root: str | Path, version: str | None = None,
+             device: str = "cpu", limit: int | None = None) -> dict:
+    path = split_file(data, "test")
+    examples = read_examples(kind, path, limit)
+    model, task, cfg = ModelStore(store_root).load(kind, version, device=device)
+    metrics = task.evaluate(model, examples, device=device)
+    return {"version": cfg["version"], "data": str(path), "examples": len(examples), **metrics}
+
+
+def evaluate_spacy_ner(data: str | Path, limit: int | None = None) -> dict:
+    """spaCy en_core_web_sm on the same sentences, scored with the same metric."""
+    from .spacy_ner import SpacyExtractor
+
+    path = split_file(data, "test")
+    examples = read_examples("mner", path, limit)
+    pred = SpacyExtractor().bio_tags([e.tokens for e in examples])
+    return {"model": "spacy en_core_web_sm 3.8", "data": str(path), "examples": len(examples),
+            **ner_entity_prf([e.tags for e in examples], pred)}
+
+
+

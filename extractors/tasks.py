@@ -1,0 +1,101 @@
+"""MRE and MNER as trainable tasks: labels, batching, prediction, evaluation.
+
+The training loop (:mod:`extractors.training`) and continual learning only
+talk to this interface, so both tasks share one loop (as PyKEEN separates
+model, training loop and evaluator).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+
+from .datasets import NERExample, REExample, entity_types, relation_labels
+from .features import encode_ner, encode_re, register_markers
+from .metrics import ner_entity_prf, re_micro_prf
+from .models import MNERModel, MREModel
+
+
+@dataclass
+class RETask:
+    tokenizer: object
+    max_len: int = 128
+    kind: str = "mre"
+
+    def __post_init__(self) -> None:
+        register_markers(self.tokenizer)
+
+    def labels_from(self, examples: Sequence[REExample]) -> list[str]:
+        return relation_labels(list(examples))
+
+    def build(self, encoder, labels: list[str]) -> MREModel:
+        return MREModel(encoder, labels)
+
+    def batches(self, model: MREModel, examples: Sequence[REExample], batch_size: int,
+                shuffle: bool = False, rng: random.Random | None = None) -> Iterator:
+        ids = {l: i for i, l in enumerate(model.labels)}
+        order = list(range(len(examples)))
+        if shuffle:
+            (rng or random).shuffle(order)
+        for i in range(0, len(order), batch_size):
+            chunk = [examples[j] for j in order[i:i + batch_size]]
+            yield encode_re(self.tokenizer, chunk, ids, self.max_len)
+
+    @torch.no_grad()
+    def predict(self, model: MREModel, examples: Sequence[REExample], batch_size: int = 64,
+                device: str = "cpu") -> tuple[list[str], list[float]]:
+        model.eval()
+        labels, confs = [], []
+        for i in range(0, len(examples), batch_size):
+            batch = encode_re(self.tokenizer, examples[i:i + batch_size], None, self.max_len).to(device)
+            probs = model(batch).float().softmax(-1)
+            conf, idx = probs.max(-1)
+            labels += [model.labels[j] for j in idx.tolist()]
+            confs += conf.tolist()
+        return labels, confs
+
+    def evaluate(self, model: MREModel, examples: Sequence[REExample], device: str = "cpu") -> dict[str, float]:
+        pred, _ = self.predict(model, examples, device=device)
+        return re_micro_prf([ex.relation for ex in examples], pred)
+
+
+@dataclass
+class NERTask:
+    tokenizer: object
+    max_len: int = 128
+    kind: str = "mner"
+
+    def labels_from(self, examples: Sequence[NERExample]) -> list[str]:
+        types = entity_types(list(examples))
+        return ["O", *[f"{p}-{t}" for t in types for p in ("B", "I")]]
+
+    def build(self, encoder, labels: list[str]) -> MNERModel:
+        return MNERModel(encoder, labels)
+
+    def batches(self, model: MNERModel, examples: Sequence[NERExample], batch_size: int,
+                shuffle: bool = False, rng: random.Random | None = None) -> Iterator:
+        ids = {t: i for i, t in enumerate(model.tags)}
+        order = list(range(len(examples)))
+        if shuffle:
+            (rng or random).shuffle(order)
+        for i in range(0, len(order), batch_size):
+            chunk = [examples[j] for j in order[i:i + batch_size]]
+            yield encode_ner(self.tokenizer, [e.tokens for e in chunk], ids, [e.tags for e in chunk], self.max_len)
+
+    @torch.no_grad()
+    def predict(self, model: MNERModel, sentences: Sequence[Sequence[str]], batch_size: int = 64,
+                device: str = "cpu") -> list[list[str]]:
+        model.eval()
+        out: list[list[str]] = []
+        for i in range(0, len(sentences), batch_size):
+            chunk = sentences[i:i + batch_size]
+            batch = encode_ner(self.tokenizer, chunk, None, None, self.max_len).to(device)
+            for sent, path in zip(chunk, model.decode(batch)):
+                out.append(path + ["O"] * (len(sent) - len(path)))  # truncated words: O
+        return out
+
+    def evaluate(self, model: MNERModel, examples: Sequence[NERExample], device: str = "cpu") -> dict[str, float]:
+        pred = self.predict(model, [e.tokens for e in examples], device=device)
+        return ner_entity_prf([e.tags for e in examples], pred)
