@@ -1,7 +1,7 @@
 """Turn examples into model inputs: wordpieces, entity markers, first-sub-token maps."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Sequence
 
 import torch
@@ -21,8 +21,15 @@ def register_markers(tokenizer) -> None:
     tokenizer.add_special_tokens({"additional_special_tokens": MARKERS})
 
 
+class _OnDevice:
+    def to(self, device):
+        """The same batch with every tensor moved to ``device``."""
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                if isinstance(getattr(self, f.name), torch.Tensor)})
+
+
 @dataclass
-class REBatch:
+class REBatch(_OnDevice):
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     head_pos: torch.Tensor  # index of the head-start marker
@@ -30,11 +37,6 @@ class REBatch:
     labels: torch.Tensor | None = None
     pixels: torch.Tensor | None = None
     has_image: torch.Tensor | None = None
-
-    def to(self, device) -> "REBatch":
-        return REBatch(*[x.to(device) if isinstance(x, torch.Tensor) else x for x in
-                         (self.input_ids, self.attention_mask, self.head_pos, self.tail_pos, self.labels,
-                          self.pixels, self.has_image)])
 
 
 def mark_entities(tokens: Sequence[str], head: tuple[int, int], tail: tuple[int, int]) -> list[str]:
@@ -72,7 +74,7 @@ def _first_index(ids: torch.Tensor, token_id: int) -> torch.Tensor:
 
 
 @dataclass
-class NERBatch:
+class NERBatch(_OnDevice):
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     word_index: torch.Tensor  # [B, W]: wordpiece index of each word's first sub-token
@@ -80,11 +82,6 @@ class NERBatch:
     tags: torch.Tensor | None = None
     pixels: torch.Tensor | None = None
     has_image: torch.Tensor | None = None
-
-    def to(self, device) -> "NERBatch":
-        return NERBatch(*[x.to(device) if isinstance(x, torch.Tensor) else x for x in
-                          (self.input_ids, self.attention_mask, self.word_index, self.word_mask, self.tags,
-                           self.pixels, self.has_image)])
 
 
 def encode_ner(tokenizer, sentences: Sequence[Sequence[str]], tag_ids: dict[str, int] | None,

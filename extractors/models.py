@@ -93,14 +93,21 @@ class MNERModel(nn.Module):
         self.crf = CRF(len(tags), batch_first=True)
         self._forbid_invalid_transitions()
 
-    def _forbid_invalid_transitions(self) -> None:
-        """I-X may only follow B-X or I-X: make other moves (and starting with I-X) very unlikely."""
+    def _forbid_invalid_transitions(self, only: set[int] | None = None) -> None:
+        """I-X may only follow B-X or I-X: make other moves (and starting with I-X) very unlikely.
+
+        ``only``: touch just the transitions into or out of these tag ids (the
+        new ones after :meth:`add_tags`), so trained old values stay as they are.
+        """
         with torch.no_grad():
             for j, tag in enumerate(self.tags):
                 if not tag.startswith("I-"):
                     continue
-                self.crf.start_transitions[j] = -1e4
+                if only is None or j in only:
+                    self.crf.start_transitions[j] = -1e4
                 for i, prev in enumerate(self.tags):
+                    if only is not None and i not in only and j not in only:
+                        continue
                     if prev[2:] != tag[2:] or prev == "O":
                         self.crf.transitions[i, j] = -1e4
 
@@ -122,6 +129,28 @@ class MNERModel(nn.Module):
         emissions = self(batch)
         paths = self.crf.decode(emissions.float(), mask=batch.word_mask)
         return [[self.tags[i] for i in path] for path in paths]
+
+    def add_tags(self, new: list[str]) -> None:
+        """Grow the tag set (class-incremental MNER), keeping everything learned.
+
+        Emission rows are appended (:meth:`SplitLinear.grow`); the CRF is
+        rebuilt one size larger with the old start/end/transition scores copied
+        in, and the invalid-I constraint applied to the new rows and columns.
+        """
+        new = [t for t in new if t not in self.tags]
+        if not new:
+            return
+        n_old = len(self.tags)
+        self.emissions.grow(len(new))
+        self.tags += new
+        old = self.crf
+        crf = CRF(len(self.tags), batch_first=True).to(old.transitions.device, old.transitions.dtype)
+        with torch.no_grad():
+            crf.start_transitions[:n_old] = old.start_transitions
+            crf.end_transitions[:n_old] = old.end_transitions
+            crf.transitions[:n_old, :n_old] = old.transitions
+        self.crf = crf
+        self._forbid_invalid_transitions(only=set(range(n_old, len(self.tags))))
 
     def marginal_confidence(self, emissions: torch.Tensor) -> torch.Tensor:
         """Per-word max softmax of the emissions: a cheap confidence for spans."""

@@ -18,6 +18,15 @@ from .metrics import ner_entity_prf, re_micro_prf
 from .models import MNERModel, MREModel
 
 
+def chunks(examples: Sequence, batch_size: int, shuffle: bool, rng: random.Random | None) -> Iterator[list]:
+    """Examples in batches, in a (seeded) random order when training."""
+    order = list(range(len(examples)))
+    if shuffle:
+        (rng or random).shuffle(order)
+    for i in range(0, len(order), batch_size):
+        yield [examples[j] for j in order[i:i + batch_size]]
+
+
 @dataclass
 class RETask:
     tokenizer: object
@@ -36,11 +45,7 @@ class RETask:
     def batches(self, model: MREModel, examples: Sequence[REExample], batch_size: int,
                 shuffle: bool = False, rng: random.Random | None = None) -> Iterator:
         ids = {l: i for i, l in enumerate(model.labels)}
-        order = list(range(len(examples)))
-        if shuffle:
-            (rng or random).shuffle(order)
-        for i in range(0, len(order), batch_size):
-            chunk = [examples[j] for j in order[i:i + batch_size]]
+        for chunk in chunks(examples, batch_size, shuffle, rng):
             yield encode_re(self.tokenizer, chunk, ids, self.max_len)
 
     @torch.no_grad()
@@ -77,11 +82,7 @@ class NERTask:
     def batches(self, model: MNERModel, examples: Sequence[NERExample], batch_size: int,
                 shuffle: bool = False, rng: random.Random | None = None) -> Iterator:
         ids = {t: i for i, t in enumerate(model.tags)}
-        order = list(range(len(examples)))
-        if shuffle:
-            (rng or random).shuffle(order)
-        for i in range(0, len(order), batch_size):
-            chunk = [examples[j] for j in order[i:i + batch_size]]
+        for chunk in chunks(examples, batch_size, shuffle, rng):
             yield encode_ner(self.tokenizer, [e.tokens for e in chunk], ids, [e.tags for e in chunk], self.max_len)
 
     @torch.no_grad()

@@ -89,12 +89,13 @@ def apply_freeze(model, cfg: TrainConfig, any_image: bool) -> None:
 
 
 def fit(task, model, train: Sequence, val: Sequence, cfg: TrainConfig, checkpoint_dir: Path | None = None,
-        resume: bool = False, loss_fn=None, on_step=None) -> TrainResult:
+        resume: bool = False, loss_fn=None, on_step=None, stop_after_epoch: int | None = None) -> TrainResult:
     """Train ``model`` on ``train``; keep the weights that scored best on ``val``.
 
     ``loss_fn(model, batch)`` replaces ``model.loss`` (continual learning adds
     distillation); ``on_step(model)`` runs after backward, before the optimiser
-    step (gradient modulation).
+    step (gradient modulation). ``stop_after_epoch`` ends the run early after
+    that epoch's checkpoint, as an interruption would.
     """
     seed_everything(cfg.seed)
     device = cfg.resolved_device()
@@ -156,6 +157,8 @@ def fit(task, model, train: Sequence, val: Sequence, cfg: TrainConfig, checkpoin
                         "best_val": result.best_val, "history": result.history, "best_state": best_state,
                         "config": asdict(cfg)}, tmp)
             tmp.replace(ckpt_path)
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     return result

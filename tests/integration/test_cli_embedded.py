@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import expected_facts, graph_facts, mnre_posts, worker_config, write_jsonl
+from helpers import expected_facts, mnre_posts, worker_config, write_jsonl
 
 MKG = [sys.executable, "-m", "pipeline.cli"]
 
@@ -20,13 +20,15 @@ def mkg(*args, check=True, **kw):
 
 
 @pytest.mark.parametrize("command, words", [
-    ([], ["demo", "worker", "backfill", "produce", "query", "services", "MKG_NEO4J_PASSWORD"]),
+    ([], ["demo", "worker", "backfill", "produce", "query", "services", "train", "evaluate", "MKG_NEO4J_PASSWORD"]),
     (["worker"], ["--config", "dead-letter", "SIGTERM", "--idle-timeout"]),
     (["backfill"], ["PATH", "gzip", "resumes", "idempotent"]),
     (["produce"], ["FILE", "--topic"]),
     (["query"], ["cypher", "--params", "--format"]),
     (["services"], ["up", "down", "status", "Maven Central", "KRaft"]),
     (["demo"], ["sample", "--workdir"]),
+    (["train"], ["mre", "mner", "--promote", "--resume", "bf16", "validation F1"]),
+    (["evaluate"], ["excluding None", "seqeval", "--spacy", "--version"]),
 ])
 def test_help_explains_each_command(command, words):
     text = " ".join(mkg(*command, "--help").stdout.split())

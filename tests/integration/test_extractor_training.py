@@ -96,3 +96,54 @@ def extractor_spec(store, version):
     from extractors.encoders import EncoderSpec
 
     return EncoderSpec(**store.config("mner", version)["encoder"])
+
+
+def test_posts_with_and_without_images_are_both_extracted(tiny_store):
+    from PIL import Image, ImageDraw
+
+    from extractors.base import ExtractionInput
+    from extractors.multimodal import MultimodalExtractor
+
+    root, _, _ = tiny_store
+    img = Image.new("RGB", (300, 200), (20, 90, 160))
+    ImageDraw.Draw(img).rectangle((50, 50, 150, 150), fill=(250, 250, 0))
+    text = "Barack Obama and Michelle Obama visited the White House in Washington"
+    extractor = MultimodalExtractor(root)
+    with_image, without = extractor.extract([ExtractionInput("a", text, img), ExtractionInput("b", text, None)])
+    alone = extractor.extract([ExtractionInput("b", text, None)])[0]
+    assert with_image.post_id == "a" and without.post_id == "b"
+    # the post without an image is unaffected by its batch-mate's image
+    assert [(e.text, e.type) for e in without.entities] == [(e.text, e.type) for e in alone.entities]
+    for ext in (with_image, without):
+        for e in ext.entities:
+            assert text[e.start:e.end] == e.text and 0.0 <= e.confidence <= 1.0
+
+
+def test_training_resumes_from_its_checkpoint(tmp_path):
+    """Two epochs in one go == one epoch, stop, resume for the second."""
+    import torch
+
+    from extractors.encoders import EncoderSpec, RANDOM_VISION, build_encoder
+    from extractors.tasks import NERTask
+    from extractors.training import fit
+
+    data = read_conll(SHARED_DATA / "twitter2017" / "train.txt")[:48]
+    val = read_conll(SHARED_DATA / "twitter2017" / "valid.txt")[:16]
+
+    def fresh():
+        torch.manual_seed(0)
+        encoder, tok = build_encoder(EncoderSpec(vision=RANDOM_VISION))
+        task = NERTask(tok)
+        return task, task.build(encoder, task.labels_from(data))
+
+    cfg = TrainConfig(epochs=2, batch_size=16, progress=False)
+    task, straight = fresh()
+    fit(task, straight, data, val, cfg)
+    task, first = fresh()
+    fit(task, first, data, val, TrainConfig(**{**cfg.__dict__, "epochs": 2}), checkpoint_dir=tmp_path,
+        stop_after_epoch=1)
+    task, resumed = fresh()
+    result = fit(task, resumed, data, val, cfg, checkpoint_dir=tmp_path, resume=True)
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-5), name

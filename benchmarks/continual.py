@@ -1,0 +1,35 @@
+"""Class-incremental benchmarks (IMRE / IMNER), recorded in benchmarks/results/.
+
+Same options as ``mkg benchmark``:
+    python -m benchmarks.continual imre --split sep10 --methods mspt,replay,finetune
+    python -m benchmarks.continual imner --order PLOM
+    python -m benchmarks.continual imre --tasks 2 --limit 150 --epochs 1 --methods mspt,finetune   # small CI run
+Writes the full report to --out (CSV, JSON, Markdown, plots) and the summary
+to ``benchmarks/results/continual_<benchmark>.json``.
+"""
+from __future__ import annotations
+
+import argparse
+
+from continual.benchmark import run_benchmark, summary
+from continual.cli import add_benchmark_options, config_from_args
+
+from .common import write_result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="benchmark", required=True)
+    add_benchmark_options(sub.add_parser("imre", help="IMRE (relations)"), "mre")
+    add_benchmark_options(sub.add_parser("imner", help="IMNER (entity types)"), "mner")
+    args = parser.parse_args()
+    kind = "mre" if args.benchmark == "imre" else "mner"
+    result = run_benchmark(config_from_args(args, kind))
+    name = "continual_" + result["benchmark"].replace("-", "_")
+    write_result(name, {**summary(result), "report": result["files"]},
+                 notes="text only (the IMRE/IMNER sets ship no images: the vision stream sees the learned "
+                       "no-image tokens); A_k on the cumulative test set, U_k on task k's new classes")
+
+
+if __name__ == "__main__":
+    main()

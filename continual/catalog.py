@@ -1,0 +1,16 @@
+"""Names and paper defaults of the continual-learning methods.
+
+Kept free of heavy imports (no torch) so the command line can build its
+help text quickly.
+"""
+from __future__ import annotations
+
+BASELINES = ("finetune", "ewc", "replay", "replay_ewc", "joint")
+METHODS = (*BASELINES, "mspt")
+COMPONENTS = ("interaction", "distillation", "modulation", "memory")
+
+# The paper's settings per task kind (encoder learning rate, modulation
+# strength alpha, distillation weight lambda). Our text encoder is the small
+# MiniLM, so lr and epochs are exposed rather than fixed.
+PAPER_DEFAULTS = {"mre": {"lr": 1e-5, "alpha": 0.1, "lam": 1.0},
+                  "mner": {"lr": 3e-5, "alpha": 0.3, "lam": 0.1}}

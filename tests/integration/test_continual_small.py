@@ -1,0 +1,78 @@
+"""A real but small class-incremental run: IMRE sep10, 2 tasks, MSPT and fine-tuning.
+
+Real MiniLM and real data (150 training examples per task, one epoch);
+random-init vision, since IMRE ships no images and the vision stream only
+reads its learned no-image tokens. It checks the harness end to end and that
+the mechanics hold in a real run (the numbers themselves are too small to
+compare methods: see BENCHMARKS.md for full runs).
+"""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from helpers import SHARED_DATA
+
+from continual.benchmark import BenchmarkConfig, run_benchmark
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    if not (SHARED_DATA / "imre" / "sep10").exists():
+        pytest.skip(f"real data missing: {SHARED_DATA / 'imre'}")
+    out = tmp_path_factory.mktemp("continual")
+    cfg = BenchmarkConfig(kind="mre", variant="sep10", methods=["mspt", "finetune"], n_tasks=2, limit=150,
+                          test_limit=150, epochs=1, vision="random-vit-small", device="cpu", out_dir=out,
+                          progress=False)
+    return run_benchmark(cfg), out
+
+
+def test_report_files_exist(small_run):
+    result, out = small_run
+    for name in ("results.json", "results.csv", "results.md", "accuracy.png", "modulation.png",
+                 "mspt/memory.json", "mspt/modulation.csv", "finetune/modulation.csv"):
+        assert (out / name).stat().st_size > 0, name
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [(r["method"], r["task"]) for r in rows] == [("mspt", "0"), ("mspt", "1"), ("finetune", "0"),
+                                                         ("finetune", "1")]
+    assert json.loads((out / "results.json").read_text())["benchmark"] == "imre-sep10"
+    md = (out / "results.md").read_text()
+    assert "| mspt |" in md and "| finetune |" in md
+
+
+def test_the_classifier_grew_and_scores_are_sane(small_run):
+    result, _ = small_run
+    assert [t["new_classes"] for t in result["stream"]] == [["/per/misc/religion", "/per/per/peer"],
+                                                             ["/per/org/member_of", "/per/per/charges"]]
+    for name, r in result["methods"].items():
+        assert [t["n_labels"] for t in r["tasks"]] == [3, 5], name
+        assert r["labels"][:3] == ["None", "/per/misc/religion", "/per/per/peer"]
+        for t in r["tasks"]:
+            assert 0.0 <= t["A"] <= 100.0 and 0.0 <= t["U"] <= 100.0
+            assert len(t["per_task_f1"]) == t["task"] + 1 and t["per_task_f1"][-1] == t["U"]
+            assert t["test_examples"] == 150
+    assert result["methods"]["finetune"]["tasks"][1]["train_examples"] == 150
+
+
+def test_mspt_mechanics_in_the_run(small_run):
+    result, out = small_run
+    mspt, finetune = result["methods"]["mspt"], result["methods"]["finetune"]
+    # memory: 6 prototypes of each task-0 class, replayed in task 2
+    memory = json.loads((out / "mspt" / "memory.json").read_text())
+    assert memory["strategy"] == "prototype"
+    for cls in ("/per/misc/religion", "/per/per/peer"):
+        assert memory["classes"][cls]["task"] == 0 and len(memory["classes"][cls]["examples"]) == 6
+        assert all(e["relation"] == cls for e in memory["classes"][cls]["examples"])
+    assert mspt["tasks"][1]["train_examples"] == 150 + 12
+    # distillation: nothing to distil from in task 1, a real loss in task 2
+    assert mspt["tasks"][0]["l_ad"] == 0.0 and mspt["tasks"][1]["l_ad"] > 0.0
+    assert finetune["tasks"][1]["l_ad"] is None
+    # modulation: logged every step; applied coefficients in (0, 1]
+    steps = mspt["modulation"]
+    assert len(steps) == mspt["tasks"][0]["steps"] + mspt["tasks"][1]["steps"]
+    assert all(0.0 < s["applied_text"] <= 1.0 and 0.0 < s["applied_vision"] <= 1.0 for s in steps)
+    assert all(s["applied_text"] == 1.0 and s["applied_vision"] == 1.0 for s in finetune["modulation"])
+    task2 = {(s["applied_text"], s["applied_vision"]) for s in steps if s["task"] == 1}
+    assert len(task2) == 1  # Remark 1: one coefficient pair (task 1's average) for all of task 2
+    assert mspt["spec"]["interaction"] and not finetune["spec"]["interaction"]
