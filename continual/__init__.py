@@ -1,0 +1,11 @@
+"""Continual learning of the extractors (MSPT and baselines, class-incremental).
+
+- :mod:`continual.streams`: the IMRE / IMNER task streams (data and new classes per task);
+- :mod:`continual.memory`: rehearsal memory (random or prototype exemplars), JSON;
+- :mod:`continual.modulation`: gradient modulation between the modalities;
+- :mod:`continual.distillation`: asymmetric attention distillation from the previous model;
+- :mod:`continual.ewc`: elastic weight consolidation (baseline);
+- :mod:`continual.methods`: finetune, ewc, replay, replay_ewc, joint, mspt and its ablations;
+- :mod:`continual.benchmark` / :mod:`continual.report`: the harness and its output files;
+- :mod:`continual.cli`: ``mkg benchmark imre|imner``.
+"""

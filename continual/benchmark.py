@@ -27,11 +27,10 @@ from extractors.tasks import NERTask, RETask
 from extractors.training import TrainConfig, fit
 
 from .evaluation import predict, score_after_task
-from .methods import PAPER_DEFAULTS, ContinualLearner, MethodOptions, parse_method
+from .catalog import DEFAULT_METHODS, PAPER_DEFAULTS
+from .methods import ContinualLearner, MethodOptions, parse_method
 from .report import write_report
 from .streams import DEFAULT_DATA, TaskStream, load_stream
-
-DEFAULT_METHODS = ("finetune", "ewc", "replay", "replay_ewc", "joint", "mspt")
 
 
 @dataclass

@@ -11,10 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from .catalog import COMPONENTS, METHODS
+from .catalog import COMPONENTS, DEFAULT_METHODS as _DEFAULTS, METHODS
 from .streams import DEFAULT_DATA, IMNER_ORDERS, IMRE_SPLITS
 
-DEFAULT_METHODS = "finetune,ewc,replay,replay_ewc,joint,mspt"
+DEFAULT_METHODS = ",".join(_DEFAULTS)
 
 METHODS_HELP = (f"comma-separated methods (default {DEFAULT_METHODS}): {', '.join(METHODS)}; MSPT ablations: "
                 f"mspt-no-<{'|'.join(COMPONENTS)}> (suffixes combine, e.g. mspt-no-memory-no-modulation)")

@@ -140,7 +140,8 @@ def fit(task, model, train: Sequence, val: Sequence, cfg: TrainConfig, checkpoin
             optimizer.zero_grad(set_to_none=True)
             total, n = total + loss.item(), n + 1
             bar.set_postfix(loss=f"{total / n:.4f}")
-        val_metrics = task.evaluate(model, val, device=device) if val else {"f1": 0.0}
+        # without validation data every epoch counts as the best so far (the last one is kept)
+        val_metrics = task.evaluate(model, val, device=device) if val else {"f1": float(epoch)}
         result.history.append({"epoch": epoch + 1, "train_loss": total / max(n, 1), **{f"val_{k}": v for k, v in val_metrics.items()}})
         log.info("epoch done", extra=result.history[-1])
         if cfg.progress:

@@ -301,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the result to this file")
     p.set_defaults(func=cmd_evaluate)
 
+    from continual.cli import add_benchmark_parser
+
+    add_benchmark_parser(sub)
+
     p = sub.add_parser("services", help="start/stop/check the local Kafka and Neo4j servers",
                        description="Resolve Apache Kafka (KRaft) and Neo4j Community from Maven Central with mvn "
                                    "(jars cached in ~/.cache/mkg, or $MKG_CACHE_DIR), run them on 127.0.0.1 with "

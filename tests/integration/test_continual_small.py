@@ -76,3 +76,22 @@ def test_mspt_mechanics_in_the_run(small_run):
     task2 = {(s["applied_text"], s["applied_vision"]) for s in steps if s["task"] == 1}
     assert len(task2) == 1  # Remark 1: one coefficient pair (task 1's average) for all of task 2
     assert mspt["spec"]["interaction"] and not finetune["spec"]["interaction"]
+
+
+def test_imner_two_tasks_grow_the_crf(tmp_path):
+    """IMNER PLOM, 2 tasks, tiny: the CRF grows by B-/I-LOC, memory holds PER sentences, EWC is active."""
+    if not (SHARED_DATA / "imner").exists():
+        pytest.skip(f"real data missing: {SHARED_DATA / 'imner'}")
+    cfg = BenchmarkConfig(kind="mner", variant="PLOM", methods=["mspt", "replay_ewc"], n_tasks=2, limit=40,
+                          test_limit=40, epochs=1, vision="random-vit-small", device="cpu", out_dir=tmp_path,
+                          progress=False)
+    result = run_benchmark(cfg)
+    for name, r in result["methods"].items():
+        assert r["labels"] == ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"], name
+        assert [t["n_labels"] for t in r["tasks"]] == [3, 5]
+        memory = json.loads((tmp_path / name / "memory.json").read_text())
+        per = memory["classes"]["PER"]["examples"]
+        assert len(per) == 6 and all("B-PER" in e["tags"] for e in per)
+    mspt, rewc = result["methods"]["mspt"], result["methods"]["replay_ewc"]
+    assert mspt["tasks"][0]["l_ad"] == 0.0 and mspt["tasks"][1]["l_ad"] > 0.0
+    assert rewc["tasks"][0]["ewc_penalty"] is None and rewc["tasks"][1]["ewc_penalty"] > 0.0
