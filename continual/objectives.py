@@ -44,4 +44,5 @@ def forward_parts(model, batch) -> ForwardParts:
 
 def encoder_outputs(model, batch) -> StreamOutput:
     """The encoder alone (for the frozen old model in distillation)."""
-    return model.encoder(batch.input_ids, batch.attention_mask, batch.pixels, batch.has_image)
+    return model.encoder(batch.input_ids, batch.attention_mask, batch.pixels, batch.has_image,
+                         getattr(batch, "image_index", None))

@@ -37,6 +37,7 @@ class REBatch(_OnDevice):
     labels: torch.Tensor | None = None
     pixels: torch.Tensor | None = None
     has_image: torch.Tensor | None = None
+    image_index: torch.Tensor | None = None  # row -> image (pairs of one post share it)
 
 
 def mark_entities(tokens: Sequence[str], head: tuple[int, int], tail: tuple[int, int]) -> list[str]:

@@ -182,15 +182,20 @@ class DualStreamEncoder(nn.Module):
         return x, probs
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                pixels: torch.Tensor | None = None, has_image: torch.Tensor | None = None) -> StreamOutput:
+                pixels: torch.Tensor | None = None, has_image: torch.Tensor | None = None,
+                image_index: torch.Tensor | None = None) -> StreamOutput:
+        """``image_index`` maps each text row to a row of ``pixels``/``has_image``:
+        the vision stream reads no text, so several rows sharing one image (the
+        entity pairs of one post) run it once."""
         if input_ids.shape[1] > self.max_text_len:
             raise ValueError(f"text of {input_ids.shape[1]} tokens exceeds max_text_len={self.max_text_len}")
         batch = input_ids.shape[0]
+        n_images = batch if image_index is None else (len(has_image) if has_image is not None else 1)
         if has_image is None:
-            has_image = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+            has_image = torch.zeros(n_images, dtype=torch.bool, device=input_ids.device)
         t = self.text.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
         t_mask = (1.0 - attention_mask[:, None, None, :].to(t.dtype)) * torch.finfo(t.dtype).min
-        v, v_mask = self._vision_input(pixels, has_image, batch)
+        v, v_mask = self._vision_input(pixels, has_image, n_images)
 
         text_layers = list(self.text.encoder.layer)
         vision_blocks = list(self.vision.blocks)
@@ -206,4 +211,7 @@ class DualStreamEncoder(nn.Module):
             v, va = self._vit_block(vision_blocks[v_first + i], v, v_mask, i)
             text_attn.append(ta)
             vision_attn.append(va)
-        return StreamOutput(t, self.vision.norm(v), text_attn, vision_attn)
+        v = self.vision.norm(v)
+        if image_index is not None:
+            v, vision_attn = v[image_index], [a[image_index] for a in vision_attn]
+        return StreamOutput(t, v, text_attn, vision_attn)

@@ -61,7 +61,7 @@ class MREModel(nn.Module):
         self.classifier = SplitLinear(3 * encoder.text_dim, encoder.vision_dim, len(labels))
 
     def representations(self, batch: REBatch) -> tuple[torch.Tensor, torch.Tensor, StreamOutput]:
-        out = self.encoder(batch.input_ids, batch.attention_mask, batch.pixels, batch.has_image)
+        out = self.encoder(batch.input_ids, batch.attention_mask, batch.pixels, batch.has_image, batch.image_index)
         rows = torch.arange(batch.input_ids.shape[0], device=batch.input_ids.device)
         h_text = torch.cat([out.text_cls, out.text[rows, batch.head_pos], out.text[rows, batch.tail_pos]], -1)
         return self.dropout(h_text), self.dropout(out.vision_cls), out

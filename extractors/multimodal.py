@@ -155,9 +155,9 @@ class MultimodalExtractor(Extractor):
         if not examples:
             return []
         batch = encode_re(m.mre_task.tokenizer, examples, None, m.mre_task.max_len)
-        if pixels is not None:
-            rows = torch.tensor([b for b, _, _ in refs])
-            batch.pixels, batch.has_image = pixels[rows], has_image[rows]
+        if pixels is not None:  # one vision pass per post, shared by its pairs
+            batch.pixels, batch.has_image = pixels, has_image
+            batch.image_index = torch.tensor([b for b, _, _ in refs])
         probs = m.mre(batch.to(self.device)).float().softmax(-1)
         conf, idx = probs.max(-1)
         return [(m.mre.labels[i], c) for i, c in zip(idx.tolist(), conf.tolist())]

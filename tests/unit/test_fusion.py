@@ -75,3 +75,16 @@ def test_missing_image_uses_the_learned_tokens_and_is_masked(parts):
     assert torch.allclose(alone.vision_cls[0], mixed.vision_cls[1], atol=1e-4)
     assert torch.allclose(alone.text_cls[0], mixed.text_cls[1], atol=1e-4)
     assert alone.vision.shape[1] == encoder.no_image.shape[0]
+
+
+def test_rows_sharing_an_image_run_the_vision_stream_once(parts):
+    encoder, tok = parts
+    b = batch(tok, ["a visited b", "b visited a", "c met d"])
+    pixels = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        repeated = encoder(b["input_ids"], b["attention_mask"], pixels[[0, 0, 1]], torch.tensor([True, True, False]))
+        shared = encoder(b["input_ids"], b["attention_mask"], pixels, torch.tensor([True, False]),
+                         image_index=torch.tensor([0, 0, 1]))
+    assert torch.allclose(repeated.vision, shared.vision, atol=1e-5)
+    assert torch.allclose(repeated.text, shared.text, atol=1e-5)
+    assert all(torch.allclose(a, c, atol=1e-5) for a, c in zip(repeated.vision_attn, shared.vision_attn))
