@@ -35,13 +35,16 @@ def git_commit() -> str:
         return "unknown"
 
 
-def write_result(name: str, metrics: dict, notes: str = "") -> Path:
-    """Write ``benchmarks/results/<name>.json`` with everything needed to reproduce it."""
+def write_result(name: str, metrics: dict, notes: str = "", module: str | None = None) -> Path:
+    """Write ``benchmarks/results/<name>.json`` with everything needed to reproduce it.
+
+    ``module`` is the script that ran (default ``benchmarks.<name>``).
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
     record = {
         "benchmark": name,
         "metrics": metrics,
-        "command": " ".join([Path(sys.executable).name, "-m", f"benchmarks.{name}", *sys.argv[1:]]),
+        "command": " ".join([Path(sys.executable).name, "-m", module or f"benchmarks.{name}", *sys.argv[1:]]),
         "git_commit": git_commit(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),

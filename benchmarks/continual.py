@@ -10,9 +10,6 @@ to ``benchmarks/results/continual_<benchmark>.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 
 from continual.benchmark import run_benchmark, summary
 from continual.cli import add_benchmark_options, config_from_args
@@ -29,14 +26,9 @@ def main() -> None:
     kind = "mre" if args.benchmark == "imre" else "mner"
     result = run_benchmark(config_from_args(args, kind))
     name = "continual_" + result["benchmark"].replace("-", "_")
-    path = write_result(name, {**summary(result), "report": result["files"]},
-                        notes="text only (the IMRE/IMNER sets ship no images: the vision stream sees the learned "
-                              "no-image tokens); A_k on the cumulative test set, U_k on task k's new classes")
-    # write_result spells the command as ``-m benchmarks.<name>``; this module
-    # records several names, so put the command that really ran.
-    record = json.loads(path.read_text())
-    record["command"] = " ".join([Path(sys.executable).name, "-m", "benchmarks.continual", *sys.argv[1:]])
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    write_result(name, {**summary(result), "report": result["files"]}, module="benchmarks.continual",
+                 notes="text only (the IMRE/IMNER sets ship no images: the vision stream sees the learned "
+                       "no-image tokens); A_k on the cumulative test set, U_k on task k's new classes")
 
 
 if __name__ == "__main__":
