@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit services-up services-down benchmarks clean
+.PHONY: install demo test test-unit services-up services-down benchmarks benchmarks-extractors clean
 
 $(BIN)/mkg: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,11 @@ services-down: install
 benchmarks: install
 	$(BIN)/python -m benchmarks.graph_write
 	$(BIN)/python -m benchmarks.kafka_worker
+
+# needs trained models in var/models (see BENCHMARKS.md for the train commands)
+benchmarks-extractors: install
+	$(BIN)/python -m benchmarks.extractor_quality
+	$(BIN)/python -m benchmarks.extractor_speed
 
 clean:
 	rm -rf var build *.egg-info

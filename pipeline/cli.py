@@ -222,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="run the whole pipeline on the bundled sample, embedded (no servers)",
-                       description="Read the bundled sample stream, extract with spaCy, write an embedded graph, "
+                       description="Read the bundled sample stream, extract entities and relations (the trained multimodal "
+                                   "models in var/models if there are any, else spaCy), write an embedded graph, "
                                    "print a summary and the result of an example Cypher query.")
     p.add_argument("--posts", help="JSONL posts to use instead of the bundled sample")
     p.add_argument("--workdir", help="where the graph and dead letters go (default: a new temp dir)")
