@@ -93,7 +93,10 @@ class Worker:
     def process(self, records: list[SourceRecord]) -> None:
         """Handle one batch end to end, committing it last."""
         self.metrics.records_received += len(records)
-        self.extractor.refresh()
+        try:
+            self.extractor.refresh()
+        except Exception:  # a broken new version must not stop the stream
+            log.exception("model reload failed; keeping the loaded model")
         items = [item for item in (self._prepare(r) for r in records) if item is not None]
         batch = GraphBatch()
         for item, extraction in self._extract(items):
