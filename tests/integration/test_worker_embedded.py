@@ -197,3 +197,22 @@ def test_sigterm_finishes_the_batch_commits_and_exits(short_tmp, spacy_extractor
     facts, rows = graph_facts(store)
     assert facts == expected_facts(spacy_extractor, posts) and rows == len(facts)
     store.close()
+
+
+def test_a_failing_model_reload_keeps_the_stream_going(short_tmp, embedded_store, spacy_extractor):
+    class BadReload(Extractor):
+        name, version = "spacy-bad-reload", "1"
+
+        def extract(self, batch):
+            return spacy_extractor.extract(batch)
+
+        def refresh(self):
+            raise OSError("weights.safetensors is truncated")
+
+    posts = mnre_posts(30)
+    dead = FileDeadLetterSink(short_tmp / "dead.jsonl")
+    worker = Worker(FileSource([write_jsonl(short_tmp / "s.jsonl", posts)]), BadReload(), embedded_store, dead, 10)
+    metrics = worker.run()
+    dead.close()
+    assert metrics.batches_committed == 3 and metrics.dead_lettered == 0
+    assert embedded_store.query("MATCH (p:Post) RETURN count(p)").rows == [[30]]
