@@ -156,6 +156,7 @@ def cmd_services(args) -> int:
     from .services.manager import ServiceManager
 
     setup_logging("INFO", "text")
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # health probes of a stopped broker are expected to fail
     manager = ServiceManager()
     names = args.only or sorted(manager.services)
     if args.action == "up":

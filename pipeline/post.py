@@ -11,7 +11,7 @@ import binascii
 import io
 import json
 from datetime import datetime, timezone
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator, model_validator
 

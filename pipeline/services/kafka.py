@@ -10,13 +10,12 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 import uuid
 from importlib import resources
 from pathlib import Path
 from typing import IO
 
-from .base import Service
+from .base import Service, copy_maven_dependencies
 
 _MARKER = ".resolved"
 # Small heap: the dev box has 2 cores and also runs Neo4j. Log4j's own shutdown hook would
@@ -92,18 +91,7 @@ class KafkaService(Service):
         digest = hashlib.sha256(pom).hexdigest()
         if marker.exists() and marker.read_text().strip() == digest and any(lib.glob("*.jar")):
             return
-        shutil.rmtree(lib, ignore_errors=True)
-        home.mkdir(parents=True, exist_ok=True)
-        # Run from a scratch copy so mvn never writes next to the package sources.
-        with tempfile.TemporaryDirectory(dir=home) as tmp:
-            (Path(tmp) / "pom.xml").write_bytes(pom)
-            done = subprocess.run(
-                ["mvn", "-B", "-q", "-Dstyle.color=never", "dependency:copy-dependencies",
-                 "-DincludeScope=runtime", f"-DoutputDirectory={lib}"],
-                cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            )
-        if done.returncode != 0:
-            raise RuntimeError(f"mvn failed resolving Kafka jars:\n{done.stdout.decode(errors='replace')}")
+        copy_maven_dependencies(pom, lib)
         marker.write_text(digest)
 
     # -- launch ----------------------------------------------------------------

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import IO
 
-from pipeline.services.base import Service
+from .base import Service, copy_maven_dependencies, run_quietly
 
 _HERE = Path(__file__).resolve().parent
 _POM = _HERE / "poms" / "neo4j.xml"
@@ -49,13 +49,6 @@ def _jdk_tool(tool: str) -> str:
     return found
 
 
-def _run(cmd: list[str]) -> None:
-    """Run quietly (mvn's jansi prints stray escape codes); show the output only on failure."""
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed ({done.returncode}):\n{done.stdout[-4000:]}")
-
-
 class Neo4jService(Service):
     """Single Neo4j Community instance; user ``neo4j`` with the given password
     (an empty password runs with auth disabled)."""
@@ -81,13 +74,10 @@ class Neo4jService(Service):
         digest = hashlib.sha256(_POM.read_bytes() + _LAUNCHER.read_bytes()).hexdigest()
         if marker.exists() and marker.read_text().strip() == digest:
             return
-        for stale in (lib, classes):
-            shutil.rmtree(stale, ignore_errors=True)
-        home.mkdir(parents=True, exist_ok=True)
-        _run(["mvn", "-B", "-q", "-f", str(_POM), "dependency:copy-dependencies",
-              f"-DoutputDirectory={lib}", "-DincludeScope=runtime"])
-        _run([_jdk_tool("javac"), "--release", "17", "-nowarn", "-cp", f"{lib}/*",
-              "-d", str(classes), str(_LAUNCHER)])
+        shutil.rmtree(classes, ignore_errors=True)
+        copy_maven_dependencies(_POM.read_bytes(), lib)
+        run_quietly([_jdk_tool("javac"), "--release", "17", "-nowarn", "-cp", f"{lib}/*",
+                     "-d", str(classes), str(_LAUNCHER)])
         marker.write_text(digest + "\n")
 
     def launch(self, cache_dir: Path, run_dir: Path, log: IO[bytes]) -> subprocess.Popen:
