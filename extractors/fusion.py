@@ -122,6 +122,14 @@ class DualStreamEncoder(nn.Module):
         self.no_image = nn.Parameter(torch.randn(1 + NO_IMAGE_TOKENS, self.vision_dim) * 0.02)
         self.interaction_enabled = True  # ablation switch (continual learning, Table 3)
 
+    def _shared_keys(self, layer: int | None, n_heads: int, n: int, biases: torch.Tensor, k: torch.Tensor):
+        """(K^s, bias, own keys) for one layer: K^s only in interaction layers, and
+        the layer's own keys dropped in "replace" mode."""
+        if layer is None or not self.interaction_enabled:
+            return None, None, k
+        own = None if self.shared_key_mode == "replace" else k
+        return self.keys.keys_for(layer, n_heads, n), biases[layer, :, :n, :n], own
+
     # -- vision stream ------------------------------------------------------
     def _vision_input(self, pixels: torch.Tensor | None, has_image: torch.Tensor, batch: int):
         """Patch tokens for posts with an image, the learned no-image tokens otherwise."""
@@ -147,12 +155,7 @@ class DualStreamEncoder(nn.Module):
         qkv = attn.qkv(h).reshape(b, n, 3, attn.num_heads, c // attn.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         q, k = attn.q_norm(q), attn.k_norm(k)
-        shared = bias = None
-        if layer is not None and self.interaction_enabled:
-            shared = self.keys.keys_for(layer, attn.num_heads, n)
-            bias = self.keys.vision_bias[layer, :, :n, :n]
-            if self.shared_key_mode == "replace":
-                k = None
+        shared, bias, k = self._shared_keys(layer, attn.num_heads, n, self.keys.vision_bias, k)
         ctx, probs = _attend(q, k, v, mask_add, shared, bias, attn.attn_drop.p, self.training)
         merged = _merge(ctx)
         if hasattr(attn, "norm"):  # timm's optional scale-norm (Identity for DINOv2)
@@ -167,13 +170,7 @@ class DualStreamEncoder(nn.Module):
         sa = layer_mod.attention.self
         q, v = _split(sa.query(x), self.text_heads), _split(sa.value(x), self.text_heads)
         k = _split(sa.key(x), self.text_heads)
-        shared = bias = None
-        n = x.shape[1]
-        if layer is not None and self.interaction_enabled:
-            shared = self.keys.keys_for(layer, self.text_heads, n)
-            bias = self.keys.text_bias[layer, :, :n, :n]
-            if self.shared_key_mode == "replace":
-                k = None
+        shared, bias, k = self._shared_keys(layer, self.text_heads, x.shape[1], self.keys.text_bias, k)
         ctx, probs = _attend(q, k, v, mask_add, shared, bias, sa.dropout.p, self.training)
         so = layer_mod.attention.output
         h = so.LayerNorm(so.dropout(so.dense(_merge(ctx))) + x)

@@ -24,13 +24,13 @@ CONFIG_HELP = "YAML config file (examples in pipeline/configs/); without it: emb
 
 def _load(args) -> Config:
     cfg = load_config(args.config)
-    setup_logging(cfg.logging.level, "text" if getattr(args, "text_logs", False) else cfg.logging.format)
+    setup_logging(cfg.logging.level, cfg.logging.format)
     return cfg
 
 
 def cmd_demo(args) -> int:
     """Embedded end to end: bundled sample -> spaCy -> embedded graph -> summary + query."""
-    from .runtime import make_dead_letters, make_source, make_worker, open_graph
+    from .runtime import running_worker
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="mkg-demo-"))
     cfg = load_config(None, environ={})
@@ -39,14 +39,8 @@ def cmd_demo(args) -> int:
     cfg.worker.dead_letter_path = workdir / "dead_letters.jsonl"
     cfg.worker.state_dir = workdir / "state"
     setup_logging("WARNING", "text")
-    graph = open_graph(cfg)
-    try:
-        graph.ensure_schema()
-        source, dead = make_source(cfg), make_dead_letters(cfg)
-        worker = make_worker(cfg, graph, source, dead)
+    with running_worker(cfg) as (graph, worker):
         metrics = worker.run()
-        source.close()
-        dead.close()
         counts = graph.query(
             "MATCH (p:Post) WITH count(p) AS posts MATCH (e:Entity) WITH posts, count(e) AS entities "
             "OPTIONAL MATCH (:Entity)-[r]->(:Entity) RETURN posts, entities, count(r) AS facts"
@@ -57,31 +51,21 @@ def cmd_demo(args) -> int:
         print(f"  graph: embedded FalkorDB in {cfg.graph.embedded_dir}\n")
         print(f"Example query:\n  {EXAMPLE_QUERY}\n")
         _print_table(graph.query(EXAMPLE_QUERY))
-    finally:
-        graph.close()
     return 0
 
 
 def cmd_worker(args) -> int:
     from tqdm import tqdm
 
-    from .runtime import make_dead_letters, make_source, make_worker, open_graph
+    from .runtime import running_worker
 
     cfg = _load(args)
-    graph = open_graph(cfg)
-    try:
-        graph.ensure_schema()
-        source, dead = make_source(cfg), make_dead_letters(cfg)
-        worker = make_worker(cfg, graph, source, dead)
+    with running_worker(cfg) as (_, worker):
         worker.install_signal_handlers()
         log.info("worker started", extra={"source": cfg.source.kind, "graph": cfg.graph.backend,
                                           "extractor": worker.extractor.model_version})
         with tqdm(desc="posts", unit="post", disable=not args.progress) as bar:
             metrics = worker.run(max_records=args.max_records, idle_timeout_s=args.idle_timeout, progress=bar)
-        source.close()
-        dead.close()
-    finally:
-        graph.close()
     log.info("worker stopped", extra=metrics.as_dict())
     print(json.dumps(metrics.as_dict()))
     return 0
@@ -90,23 +74,15 @@ def cmd_worker(args) -> int:
 def cmd_backfill(args) -> int:
     from tqdm import tqdm
 
-    from .runtime import make_dead_letters, make_source, make_worker, open_graph
+    from .runtime import running_worker
     from .sources.files import count_lines
 
     cfg = _load(args)
     paths = [Path(p) for p in args.paths]
-    graph = open_graph(cfg)
-    try:
-        graph.ensure_schema()
-        source, dead = make_source(cfg, paths), make_dead_letters(cfg)
-        worker = make_worker(cfg, graph, source, dead)
+    with running_worker(cfg, paths) as (_, worker):
         worker.install_signal_handlers()
         with tqdm(total=count_lines(paths), desc="backfill", unit="post", disable=args.no_progress) as bar:
             metrics = worker.run(progress=bar)
-        source.close()
-        dead.close()
-    finally:
-        graph.close()
     print(json.dumps(metrics.as_dict()))
     return 0
 

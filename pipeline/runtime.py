@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from extractors.base import Extractor
 from graph_store.base import GraphStore
@@ -77,3 +78,19 @@ def make_worker(cfg: Config, graph: GraphStore, source: Source, dead_letters: De
                 extractor: Extractor | None = None) -> Worker:
     return Worker(source, extractor or make_extractor(cfg), graph, dead_letters, cfg.worker.batch_size,
                   cfg.worker.retry_initial_s, cfg.worker.retry_max_s)
+
+
+@contextmanager
+def running_worker(cfg: Config, paths: Sequence[Path] | None = None) -> Iterator[tuple[GraphStore, Worker]]:
+    """Graph (schema ensured), source, dead letters and worker, all closed on exit."""
+    graph = open_graph(cfg)
+    try:
+        graph.ensure_schema()
+        source, dead = make_source(cfg, paths), make_dead_letters(cfg)
+        try:
+            yield graph, make_worker(cfg, graph, source, dead)
+        finally:
+            source.close()
+            dead.close()
+    finally:
+        graph.close()
