@@ -11,15 +11,6 @@ from typing import Any, Sequence
 
 
 @dataclass(frozen=True)
-class ExtractionInput:
-    """What a model sees of a post: its text and, if any, its decoded image."""
-
-    post_id: str
-    text: str
-    image: Any | None = None  # a PIL.Image in RGB, or None when the post has none
-
-
-@dataclass(frozen=True)
 class EntityMention:
     """A typed span of the text; ``start``/``end`` are character offsets."""
 
@@ -28,6 +19,21 @@ class EntityMention:
     start: int
     end: int
     confidence: float
+
+
+@dataclass(frozen=True)
+class ExtractionInput:
+    """What a model sees of a post: its text, its decoded image, and given entities.
+
+    ``entities`` are spans the post already carries (a labelling tool or an
+    upstream tagger); an extractor that can use them relates these instead of
+    tagging its own, which is how relation-only models run in production.
+    """
+
+    post_id: str
+    text: str
+    image: Any | None = None  # a PIL.Image in RGB, or None when the post has none
+    entities: tuple[EntityMention, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,15 @@ class Extractor(ABC):
         The worker calls this between batches, so a swap never splits a batch.
         """
         return False
+
+    def known_types(self) -> tuple[set[str], set[str]]:
+        """Graph entity types and relationship types this extractor can emit.
+
+        The graph schema is extended with them, so classes learned after
+        start-up (continual updates) reach the graph; names are still checked
+        against the identifier pattern before any Cypher is built.
+        """
+        return set(), set()
 
     @property
     def model_version(self) -> str:

@@ -33,8 +33,8 @@ MAX_ENTITIES_PER_POST = 8  # ordered pairs grow quadratically
 
 @dataclass
 class _Models:
-    mner: object
-    mner_task: object
+    mner: object | None  # None: relate given entities only (no tagger promoted yet)
+    mner_task: object | None
     mre: object
     mre_task: object
     version: str
@@ -54,6 +54,25 @@ def bio_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
         if tag.startswith("B-") or (tag.startswith("I-") and start is None):
             start, etype = i, tag[2:]
     return spans
+
+
+def given_spans(words: Sequence[tuple[str, int, int]], entities) -> list[tuple[int, int, EntityMention]]:
+    """Word spans of given character-span entities (words overlapping the span)."""
+    out = []
+    for ent in entities:
+        idx = [i for i, (_, c0, c1) in enumerate(words) if c0 < ent.end and c1 > ent.start]
+        if idx:
+            out.append((idx[0], idx[-1] + 1, ent))
+    return out
+
+
+def tagged_spans(text: str, words, tags, confs) -> list[tuple[int, int, EntityMention]]:
+    """Word spans and mentions from the tagger's BIO tags (confidence: the weakest word)."""
+    out = []
+    for start, end, etype in bio_spans(tags):
+        c0, c1 = words[start][1], words[end - 1][2]
+        out.append((start, end, EntityMention(text[c0:c1], etype, c0, c1, float(min(confs[start:end])))))
+    return out
 
 
 class MultimodalExtractor(Extractor):
@@ -76,11 +95,24 @@ class MultimodalExtractor(Extractor):
 
     def _load(self) -> _Models:
         mner_v, mre_v = self._pointers()
-        if mner_v is None or mre_v is None:
-            raise FileNotFoundError(f"no current mner and mre models in {self.store.root} (train with `mkg train`)")
-        mner, mner_task, _ = self.store.load("mner", mner_v, self.device)
+        if mre_v is None:
+            raise FileNotFoundError(f"no current mre model in {self.store.root} (train with `mkg train`)")
+        mner = mner_task = None
+        if mner_v is not None:
+            mner, mner_task, _ = self.store.load("mner", mner_v, self.device)
+        else:
+            log.warning("no current mner model: only posts that carry entity annotations get entities",
+                        extra={"models_dir": str(self.store.root)})
         mre, mre_task, _ = self.store.load("mre", mre_v, self.device)
         return _Models(mner, mner_task, mre, mre_task, f"{mner_v}+{mre_v}")
+
+    def known_types(self) -> tuple[set[str], set[str]]:
+        m = self._models
+        rels = {relation_type_of(label) for label in m.mre.labels if label != NO_RELATION}
+        ents = {t for label in m.mre.labels for t in (implied_types(label) or ())}
+        if m.mner is not None:
+            ents |= {tag[2:] for tag in m.mner.tags if tag != "O"}
+        return ents, rels
 
     def refresh(self) -> bool:
         """Swap in newly promoted models; called by the worker between batches."""
@@ -114,17 +146,21 @@ class MultimodalExtractor(Extractor):
         words = [words_with_offsets(item.text) or [(item.text[:1], 0, 1)] for item in chunk]
         pixels, has_image = self._pixels(chunk)
         sentences = [[w for w, _, _ in ws] for ws in words]
-        tags, confs = self._tag(m, sentences, pixels, has_image)
+        to_tag = [b for b, item in enumerate(chunk) if item.entities is None and m.mner is not None]
+        tagged = dict(zip(to_tag, zip(*self._tag(m, [sentences[b] for b in to_tag], pixels, has_image, to_tag))))
         results: list[Extraction] = []
         pair_examples: list[REExample] = []
         pair_refs: list[tuple[int, EntityMention, EntityMention]] = []
         for b, item in enumerate(chunk):
             ext = Extraction(item.post_id)
             mentions = []
-            for start, end, etype in bio_spans(tags[b])[:MAX_ENTITIES_PER_POST]:
-                c0, c1 = words[b][start][1], words[b][end - 1][2]
-                conf = float(min(confs[b][start:end]))
-                mention = EntityMention(item.text[c0:c1], etype, c0, c1, conf)
+            if item.entities is not None:
+                spans = given_spans(words[b], item.entities)
+            elif b in tagged:
+                spans = tagged_spans(item.text, words[b], *tagged[b])
+            else:
+                spans = []
+            for start, end, mention in spans[:MAX_ENTITIES_PER_POST]:
                 ext.entities.append(mention)
                 mentions.append((start, end, mention))
             for (hs, he, hm), (ts, te, tm) in permutations(mentions, 2):
@@ -139,11 +175,18 @@ class MultimodalExtractor(Extractor):
             results[b].relations.append(RelationMention(head, tail, relation_type_of(label), conf, label))
         return results
 
-    def _tag(self, m: _Models, sentences, pixels, has_image):
+    def _tag(self, m: _Models, sentences, pixels, has_image, rows: list[int]):
+        """BIO tags and per-word confidences for the posts at ``rows`` of the chunk."""
         from .features import encode_ner
 
+        if not rows:
+            return [], []
         batch = encode_ner(m.mner_task.tokenizer, sentences, None, None, m.mner_task.max_len)
-        batch.pixels, batch.has_image = pixels, has_image
+        if pixels is not None:
+            index = torch.tensor(rows)
+            batch.pixels, batch.has_image = pixels[index], has_image[index]
+        else:
+            batch.pixels, batch.has_image = None, has_image[torch.tensor(rows, dtype=torch.long)]
         batch = batch.to(self.device)
         emissions = m.mner(batch)
         paths = m.mner.crf.decode(emissions.float(), mask=batch.word_mask)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from tenacity import Retrying, retry_if_exception_type, stop_any, wait_exponential
 
-from extractors.base import ExtractionInput, Extractor
-from extractors.schema import SchemaViolation
+from extractors.base import EntityMention, ExtractionInput, Extractor
+from extractors.schema import IDENTIFIER, SchemaViolation
 from graph_store.base import GraphStore, GraphUnavailable
 from graph_store.records import GraphBatch
 
@@ -27,6 +27,14 @@ from .sources.base import Source, SourceRecord
 from .to_graph import add_post
 
 log = logging.getLogger(__name__)
+
+
+def given_entities(post: Post) -> tuple[EntityMention, ...] | None:
+    """Entity spans the post carries (gold annotations), for extractors that relate them."""
+    if post.annotations is None or not post.annotations.entities:
+        return None
+    return tuple(EntityMention(post.text[e.start:e.end], e.type, e.start, e.end, 1.0)
+                 for e in post.annotations.entities)
 
 
 class Stopped(Exception):
@@ -57,6 +65,7 @@ class Worker:
         self.dead_letters = dead_letters
         self.batch_size = batch_size
         self.metrics = WorkerMetrics()
+        self._extend_schema()
         self._stop = threading.Event()
         self._retry_wait = wait_exponential(multiplier=retry_initial_s, max=retry_max_s)
 
@@ -94,7 +103,8 @@ class Worker:
         """Handle one batch end to end, committing it last."""
         self.metrics.records_received += len(records)
         try:
-            self.extractor.refresh()
+            if self.extractor.refresh():
+                self._extend_schema()
         except Exception:  # a broken new version must not stop the stream
             log.exception("model reload failed; keeping the loaded model")
         items = [item for item in (self._prepare(r) for r in records) if item is not None]
@@ -114,6 +124,14 @@ class Worker:
         log.info("batch committed", extra={"records": len(records), "posts": len(batch.posts),
                                            "facts": len(batch.facts), "dead_lettered": self.metrics.dead_lettered})
 
+    def _extend_schema(self) -> None:
+        """A promoted model may know classes that emerged after start-up; let them in."""
+        ents, rels = self.extractor.known_types()
+        bad = sorted(n for n in ents | rels if not IDENTIFIER.match(n))
+        if bad:  # never let a model's label list widen the schema with unsafe names
+            log.error("model emits names that are not safe identifiers; not added to the schema", extra={"names": bad})
+        self.graph.schema = self.graph.schema.extended({n for n in ents if n not in bad}, {n for n in rels if n not in bad})
+
     def _prepare(self, record: SourceRecord) -> _Item | None:
         try:
             post = parse_post(record.payload)
@@ -127,7 +145,7 @@ class Worker:
             except (OSError, ValueError) as exc:
                 self._dead(record, "image", f"image could not be loaded: {exc}")
                 return None
-        return _Item(record, post, ExtractionInput(post.id, post.text, image))
+        return _Item(record, post, ExtractionInput(post.id, post.text, image, given_entities(post)))
 
     def _extract(self, items: list[_Item]):
         """Extract the batch; if it fails, retry post by post to isolate the bad ones."""
