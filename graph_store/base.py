@@ -41,6 +41,15 @@ class GraphStore(ABC):
         if statements:
             self._run_write(statements)
 
+    def execute(self, statements: list[tuple[str, dict]]) -> None:
+        """Run fixed, parameterised write statements in one transaction.
+
+        For statements whose text never contains model output (values travel
+        as parameters), e.g. the schema registry and candidate nodes.
+        """
+        if statements:
+            self._run_write(statements)
+
     @abstractmethod
     def _run_write(self, statements: list[tuple[str, dict]]) -> None:
         """Run validated statements, raising :class:`GraphUnavailable` on outage."""
