@@ -7,8 +7,8 @@ from typing import Any
 
 from extractors.schema import LabelSchema
 
-from .cypher import batch_statements
-from .records import GraphBatch
+from .cypher import COUNT_INFERRED, REMOVE_INFERRED, batch_statements, inferred_statements
+from .records import GraphBatch, InferredFact
 
 
 class GraphUnavailable(RuntimeError):
@@ -49,6 +49,21 @@ class GraphStore(ABC):
         """
         if statements:
             self._run_write(statements)
+
+    def write_inferred(self, facts: list[InferredFact], run_id: str) -> None:
+        """Replace the completion's edges with ``facts`` (one transaction on Neo4j).
+
+        Upserts each fact as an ``inferred: true`` edge (skipping facts that
+        exist as extracted edges), then deletes inferred edges not written by
+        ``run_id``; extracted edges are never touched.
+        """
+        self._run_write(inferred_statements(facts, run_id, self.schema))
+
+    def remove_inferred(self) -> int:
+        """Delete every inferred edge (only those); returns how many there were."""
+        (count,) = self.query(COUNT_INFERRED).rows[0]
+        self._run_write([(REMOVE_INFERRED, {})])
+        return int(count)
 
     @abstractmethod
     def _run_write(self, statements: list[tuple[str, dict]]) -> None:

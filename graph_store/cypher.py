@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from extractors.schema import LabelSchema
 
-from .records import GraphBatch, aggregate_entities, aggregate_facts
+from .records import GraphBatch, InferredFact, aggregate_entities, aggregate_facts
 
 # Provenance merge shared by nodes and edges: union of post ids, widened time
 # window; the model version and confidence follow the newest evidence.
@@ -36,12 +36,34 @@ def entity_statement(label: str) -> str:
 
 
 def fact_statement(rel_type: str) -> str:
+    # ``inferred: false`` is part of the pattern, so an extracted fact and a
+    # completion's guess for the same (head, type, tail) are two distinct
+    # edges and neither write ever overwrites the other.
     return (
         "UNWIND $rows AS r MATCH (h:Entity {key: r.head}) MATCH (t:Entity {key: r.tail}) "
-        f"MERGE (h)-[e:{rel_type}]->(t) "
-        + _PROV_ON_CREATE.format(v="e") + ", e.inferred = false "
+        f"MERGE (h)-[e:{rel_type} {{inferred: false}}]->(t) "
+        + _PROV_ON_CREATE.format(v="e") + " "
         + _PROV_ON_MATCH.format(v="e")
     )
+
+
+def inferred_fact_statement(rel_type: str) -> str:
+    """Upsert completion predictions (``inferred: true``); a prediction that is
+    already an extracted fact is skipped, a repeated one is refreshed in place."""
+    return (
+        "UNWIND $rows AS r MATCH (h:Entity {key: r.head}) MATCH (t:Entity {key: r.tail}) "
+        f"OPTIONAL MATCH (h)-[x:{rel_type}]->(t) WHERE x.inferred = false "
+        "WITH h, t, r, count(x) AS extracted WHERE extracted = 0 "
+        f"MERGE (h)-[e:{rel_type} {{inferred: true}}]->(t) "
+        "SET e.score = r.score, e.model_version = r.model_version, e.inferred_at = r.inferred_at, e.run_id = r.run_id"
+    )
+
+
+# Inferred edges of earlier runs that this run did not predict again (or that
+# have since been extracted) are stale; run after this run's upserts.
+REMOVE_STALE_INFERRED = "MATCH (:Entity)-[e]->(:Entity) WHERE e.inferred = true AND e.run_id <> $run_id DELETE e"
+COUNT_INFERRED = "MATCH (:Entity)-[e]->(:Entity) WHERE e.inferred = true RETURN count(e)"
+REMOVE_INFERRED = "MATCH (:Entity)-[e]->(:Entity) WHERE e.inferred = true DELETE e"
 
 
 POST_STATEMENT = (
@@ -76,4 +98,23 @@ def batch_statements(batch: GraphBatch, schema: LabelSchema) -> list[tuple[str, 
             for p in batch.posts
         ]
         out.append((POST_STATEMENT, {"rows": rows}))
+    return out
+
+
+def inferred_statements(facts: list[InferredFact], run_id: str, schema: LabelSchema,
+                        batch_rows: int = 1000) -> list[tuple[str, dict]]:
+    """Validated upserts of ``facts`` (UNWIND batches per type), then the
+    removal of stale inferred edges; raises SchemaViolation before building any."""
+    by_type: dict[str, list[dict]] = {}
+    for f in facts:
+        by_type.setdefault(f.relation, []).append(
+            {"head": f.head_key, "tail": f.tail_key, "score": f.score, "model_version": f.model_version,
+             "inferred_at": f.inferred_at, "run_id": run_id})
+    for rel in by_type:
+        schema.check_relation_type(rel)
+    out: list[tuple[str, dict]] = []
+    for rel, rows in sorted(by_type.items()):
+        for i in range(0, len(rows), batch_rows):
+            out.append((inferred_fact_statement(rel), {"rows": rows[i:i + batch_rows]}))
+    out.append((REMOVE_STALE_INFERRED, {"run_id": run_id}))
     return out

@@ -49,6 +49,18 @@ class FactRow:
 
 
 @dataclass(frozen=True)
+class InferredFact:
+    """A fact the completion model predicts; written with ``inferred: true``."""
+
+    head_key: str
+    relation: str
+    tail_key: str
+    score: float
+    model_version: str
+    inferred_at: str  # UTC ISO time of the completion run
+
+
+@dataclass(frozen=True)
 class PostRow:
     id: str
     created_at: str

@@ -177,6 +177,19 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_complete(args) -> int:
+    from graph_store.completion.job import remove_inferred, run_completion
+
+    cfg = _load(args)
+    if args.remove_inferred:
+        print(json.dumps({"removed": remove_inferred(cfg)}))
+        return 0
+    report = run_completion(cfg, threshold=args.threshold, top_k=args.top_k, full_retrain=args.full_retrain,
+                            progress=not args.no_progress)
+    print(json.dumps(report.as_dict(), default=float))
+    return 0
+
+
 def _print_table(result) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -278,6 +291,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spacy", action="store_true", help="evaluate spaCy en_core_web_sm NER (mner only)")
     p.add_argument("--json", help="also write the result to this file")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("complete", help="link-prediction completion: add inferred facts to the graph",
+                       description="Snapshot the graph's extracted facts (never inferred ones), train a text-aware "
+                                   "link-prediction model on them (or update the current version, warm-started), "
+                                   "score (head, relation, ?) queries over type-compatible entities, and write the "
+                                   "top-k answers whose probability among the candidates is at least the threshold "
+                                   "as relationships with inferred: true, score, model_version and inferred_at. "
+                                   "Facts already extracted are skipped; the previous run's inferred edges are "
+                                   "replaced, not duplicated. Settings: the 'completion' section of the config.",
+                       epilog="Query only extracted facts with WHERE r.inferred = false, only inferred ones with "
+                              "WHERE r.inferred = true.")
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--threshold", type=float, help="min probability of a written prediction (default: completion.threshold, 0.5)")
+    p.add_argument("--top-k", type=int, help="answers kept per (head, relation) query (default: completion.top_k, 3)")
+    p.add_argument("--full-retrain", action="store_true", help="train from scratch instead of warm-starting from the current version")
+    p.add_argument("--remove-inferred", action="store_true", help="only delete every inferred edge (extracted facts stay) and exit")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_complete)
 
     from continual.cli import add_benchmark_parser
 

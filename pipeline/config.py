@@ -91,6 +91,53 @@ class WorkerConfig(_Section):
     retry_max_s: float = Field(10.0, gt=0)
 
 
+class ContinualConfig(_Section):
+    """Where labelled data, tasks and update runs live, and how updates train and are gated."""
+
+    kinds: list[Literal["mre", "mner"]] = ["mre", "mner"]  # which extractors learn new classes
+    labelled_topic: str = "posts.labeled"  # kafka source: labelled posts from a labelling tool
+    labelled_group_id: str = "mkg-novelty"
+    labelled_path: Path | None = None  # embedded source: a JSONL log of labelled posts
+    labelled_dir: Path = Path("var/labelled")
+    tasks_dir: Path = Path("var/continual/tasks")
+    work_dir: Path = Path("var/continual/work")  # checkpoints of running updates
+    min_examples: int = Field(20, ge=1)  # labelled examples before a new class becomes a task
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    method: str = "mspt"  # any continual.methods name (mspt, replay, ewc, finetune, ...)
+    epochs: int = Field(3, ge=1)
+    lr: float | None = Field(None, gt=0)  # None: the paper's (MRE 1e-5, MNER 3e-5)
+    head_lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(16, ge=1)
+    per_class: int = Field(6, ge=1)  # rehearsal exemplars per class
+    seed: int = 42
+    device: str = "auto"
+    # promotion gate: refuse an update that forgets or does not learn
+    gate_max_old_drop: float = Field(5.0, ge=0.0)  # F1 points lost on old classes (validation)
+    gate_min_new_f1: float = Field(30.0, ge=0.0, le=100.0)  # F1 on the new classes (validation)
+    reextract_paths: list[Path] = []  # archives reprocessed after a promotion (re-extraction)
+
+
+class CompletionConfig(_Section):
+    """Link-prediction completion (``mkg complete``, the link_prediction DAG)."""
+
+    models_dir: Path = Path("var/models")  # versions under <models_dir>/completion/
+    cache_dir: Path = Path("var/cache/completion")  # MiniLM embeddings of entity texts
+    text_encoder: str = "minilm"  # or a local Hugging Face BERT folder
+    threshold: float = Field(0.5, ge=0.0, le=1.0)  # min softmax probability among candidate tails
+    top_k: int = Field(3, ge=1, le=100)  # answers per (head, relation) query
+    epochs: int = Field(30, ge=1)  # training from scratch
+    update_epochs: int = Field(5, ge=1)  # warm start from the current version
+    rank: int = Field(100, ge=2)  # complex dimensions of entity / relation vectors
+    batch_size: int = Field(512, ge=1)
+    negatives: int = Field(512, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # facts held out to report MRR / Hits@k
+    min_facts: int = Field(10, ge=1)  # fewer extracted facts: skip the run
+    context_posts: int = Field(2, ge=0)  # post texts added to an entity's name
+    relations: list[str] | None = None  # relation types to complete (default: all in the graph)
+    seed: int = 0
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -102,6 +149,7 @@ class Config(_Section):
     graph: GraphConfig = GraphConfig()
     extractor: ExtractorConfig = ExtractorConfig()
     worker: WorkerConfig = WorkerConfig()
+    continual: ContinualConfig = ContinualConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

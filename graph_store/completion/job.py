@@ -1,0 +1,160 @@
+"""The scheduled completion run: snapshot -> train or update -> predict -> write back.
+
+One call of :func:`run_completion` is one run (``mkg complete``, the
+``link_prediction`` DAG). Each run saves a new model version and promotes it;
+the next run warm-starts from it (fewer epochs), because the graph only grew.
+Predictions replace the previous run's inferred edges, so re-runs refresh
+rather than duplicate them, and :func:`remove_inferred` deletes all of them.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..base import GraphStore
+from ..records import InferredFact
+from .data import FilterIndex
+from .evaluate import evaluate
+from .model import CompletionModel, EntityFeatures, ModelConfig
+from .predict import predict
+from .snapshot import take_snapshot
+from .text import TextEmbedder
+from .train import TrainConfig, train_model
+from .versions import KIND, CompletionStore, warm_start
+
+if TYPE_CHECKING:  # graph_store does not import pipeline at run time, except to open the graph
+    from pipeline.config import Config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CompletionReport:
+    status: str  # "completed" or "skipped: <why>"
+    started_at: str
+    finished_at: str = ""
+    version: str | None = None
+    parent: str | None = None
+    warm_start: bool = False
+    entities: int = 0
+    relations: int = 0
+    facts: int = 0
+    train_facts: int = 0
+    valid_facts: int = 0
+    epochs: int = 0
+    train_seconds: float = 0.0
+    final_loss: float | None = None
+    valid_metrics: dict = field(default_factory=dict)
+    queries: int = 0
+    written: int = 0
+    existing_in_top_k: int = 0
+    below_threshold: int = 0
+    inferred_edges: int = 0
+    threshold: float = 0.0
+    top_k: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _open(config: "Config") -> GraphStore:
+    from pipeline.runtime import open_graph
+
+    graph = open_graph(config)
+    graph.ensure_schema()
+    return graph
+
+
+def run_completion(config: "Config", graph: GraphStore | None = None, *, threshold: float | None = None,
+                   top_k: int | None = None, full_retrain: bool = False, progress: bool = False) -> CompletionReport:
+    """One completion run over the configured graph (or ``graph``, left open)."""
+    cc = config.completion
+    threshold = cc.threshold if threshold is None else threshold
+    top_k = cc.top_k if top_k is None else top_k
+    own = graph is None
+    graph = _open(config) if own else graph
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    report = CompletionReport(status="completed", started_at=_now(), threshold=threshold, top_k=top_k)
+    try:
+        snap = take_snapshot(graph, graph.schema, cc.context_posts, set(cc.relations) if cc.relations else None)
+        report.entities, report.relations, report.facts = len(snap.entities), len(snap.relations), len(snap.triples)
+        if len(snap.triples) < cc.min_facts:
+            report.status = f"skipped: {len(snap.triples)} extracted facts, fewer than min_facts={cc.min_facts}"
+            log.warning("completion skipped", extra={"reason": report.status})
+            return report
+
+        feats = EntityFeatures(TextEmbedder(cc.text_encoder, cc.cache_dir).embed(
+            [e.text() for e in snap.entities], progress=progress))
+        rng = np.random.default_rng(cc.seed)
+        order = rng.permutation(len(snap.triples))
+        n_valid = int(len(order) * cc.validation_fraction) if len(order) >= 20 else 0
+        valid, train = snap.triples[order[:n_valid]], snap.triples[order[n_valid:]]
+        report.train_facts, report.valid_facts = len(train), len(valid)
+
+        store = CompletionStore(cc.models_dir)
+        model_cfg = ModelConfig(text_dim=feats.text.shape[1], rank=cc.rank)
+        parent = store.current_version(KIND)
+        model: CompletionModel | None = None
+        if parent and not full_retrain:
+            prev, prev_cfg, vocab = store.load_model(parent)
+            if prev.cfg == model_cfg and prev_cfg["train_config"].get("text_encoder") == cc.text_encoder:
+                model = warm_start(prev, vocab, snap.entity_keys, snap.relations)
+                report.warm_start, report.parent = True, parent
+            else:
+                log.info("current completion model does not fit the configuration; training from scratch",
+                         extra={"version": parent})
+        if model is None:
+            model = CompletionModel(model_cfg, len(snap.entities), len(snap.relations))
+        epochs = cc.update_epochs if report.warm_start else cc.epochs
+        tcfg = TrainConfig(epochs=epochs, batch_size=cc.batch_size, negatives=cc.negatives, lr=cc.lr,
+                           seed=cc.seed, progress=progress)
+        result = train_model(model, feats, train, FilterIndex(train, len(snap.entities), len(snap.relations)), tcfg)
+        report.epochs, report.train_seconds, report.final_loss = epochs, round(result.seconds, 2), result.losses[-1]
+        if len(valid):
+            filt = FilterIndex(snap.triples, len(snap.entities), len(snap.relations))
+            report.valid_metrics = evaluate(model.scorer(feats), valid, filt).as_dict()
+
+        version = store.save_model(
+            model, entities=snap.entity_keys, relations=snap.relations, metrics={"valid": report.valid_metrics},
+            train_config={**tcfg.as_dict(), "text_encoder": cc.text_encoder, "warm_start": report.warm_start},
+            fingerprint=snap.fingerprint(), parent=parent)
+        report.version = version
+
+        pred = predict(model, feats, snap, top_k=top_k, threshold=threshold, progress=progress)
+        report.queries, report.existing_in_top_k, report.below_threshold = (
+            pred.queries, pred.existing_in_top_k, pred.below_threshold)
+        now = _now()
+        facts = [InferredFact(p.head, p.relation, p.tail, p.score, f"{KIND}@{version}", now) for p in pred.predictions]
+        graph.write_inferred(facts, run_id=version)
+        report.written = len(facts)
+        report.inferred_edges = int(graph.query(
+            "MATCH (:Entity)-[e]->(:Entity) WHERE e.inferred = true RETURN count(e)").rows[0][0])
+        return report
+    finally:
+        report.finished_at = _now()
+        log.info("completion run", extra=report.as_dict())
+        if own:
+            graph.close()
+
+
+def remove_inferred(config: "Config", graph: GraphStore | None = None) -> int:
+    """Delete every inferred edge of the configured graph; extracted ones stay."""
+    own = graph is None
+    graph = _open(config) if own else graph
+    try:
+        removed = graph.remove_inferred()
+        log.info("inferred edges removed", extra={"removed": removed})
+        return removed
+    finally:
+        if own:
+            graph.close()

@@ -1,0 +1,93 @@
+"""A consistent picture of the graph to learn from: entities and extracted facts.
+
+Only edges with ``inferred = false`` between entities are training evidence;
+the completion model's own output (``inferred = true``) never is, or it would
+learn from its guesses. Every entity is included, linked or not, so a new
+entity mentioned in a single post can still receive predictions. An entity's
+text is its name and type plus the opening of the first posts mentioning it.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+
+from extractors.schema import LabelSchema
+
+from ..base import GraphStore
+
+log = logging.getLogger(__name__)
+
+ENTITIES_QUERY = (
+    "MATCH (e:Entity) OPTIONAL MATCH (p:Post)-[:MENTIONS]->(e) "
+    "WITH e, p ORDER BY p.created_at, p.id "
+    "RETURN e.key, e.name, e.type, collect(p.text)[0..$posts] ORDER BY e.key"
+)
+FACTS_QUERY = (
+    "MATCH (h:Entity)-[r]->(t:Entity) WHERE r.inferred = false "
+    "RETURN h.key, type(r), t.key ORDER BY h.key, type(r), t.key"
+)
+
+
+@dataclass(frozen=True)
+class EntityInfo:
+    key: str
+    name: str
+    type: str
+    context: tuple[str, ...] = ()
+
+    def text(self, max_chars: int = 200) -> str:
+        """What the text encoder reads for this entity."""
+        base = f"{self.name} ({self.type})"
+        ctx = " | ".join(c for c in self.context if c)
+        return f"{base}: {ctx[:max_chars]}" if ctx else base
+
+
+@dataclass
+class GraphSnapshot:
+    entities: list[EntityInfo]
+    relations: list[str]
+    triples: np.ndarray  # [n, 3] int64 (head, relation, tail) into entities / relations
+    taken_at: str
+
+    @property
+    def entity_keys(self) -> list[str]:
+        return [e.key for e in self.entities]
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        h.update("\n".join(self.entity_keys).encode())
+        h.update("\n".join(self.relations).encode())
+        h.update(np.ascontiguousarray(self.triples).tobytes())
+        return h.hexdigest()
+
+
+def take_snapshot(graph: GraphStore, schema: LabelSchema | None = None, context_posts: int = 2,
+                  relations: set[str] | None = None) -> GraphSnapshot:
+    """Entities and extracted (non-inferred) facts, via :meth:`GraphStore.query`.
+
+    ``relations`` limits the facts to these types (default: all that pass the
+    schema); a type outside the schema is skipped with a warning, since it
+    could never be written back safely.
+    """
+    schema = schema or LabelSchema()
+    taken_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    ents = [EntityInfo(k, n or k, t or "", tuple(c or ()))
+            for k, n, t, c in graph.query(ENTITIES_QUERY, {"posts": context_posts}).rows]
+    index = {e.key: i for i, e in enumerate(ents)}
+    rel_names: dict[str, int] = {}
+    rows = []
+    skipped: set[str] = set()
+    for h, rel, t in graph.query(FACTS_QUERY).rows:
+        if rel not in schema.relation_types or (relations is not None and rel not in relations):
+            skipped.add(rel)
+            continue
+        rows.append((index[h], rel_names.setdefault(rel, len(rel_names)), index[t]))
+    if skipped - set(relations or ()):
+        log.warning("relation types left out of the snapshot", extra={"types": sorted(skipped)})
+    triples = np.array(sorted(set(rows)), dtype=np.int64).reshape(-1, 3)
+    log.info("graph snapshot", extra={"entities": len(ents), "facts": len(triples), "relations": len(rel_names)})
+    return GraphSnapshot(ents, list(rel_names), triples, taken_at)

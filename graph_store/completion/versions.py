@@ -1,0 +1,102 @@
+"""Saved completion models, in the extractors' model store layout.
+
+``ROOT/completion/versions/<version>/{weights.safetensors, config.json,
+metrics.json, vocab.json}`` and an atomically replaced ``ROOT/completion/current``
+(:class:`extractors.store.ModelStore` provides listing, the pointer and
+config/metrics reads; this class adds how a completion model is saved and
+loaded). ``vocab.json`` keys the residual rows and relation operators by
+entity key and relation type, so a warm start maps them onto a grown graph.
+"""
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from extractors.store import ModelStore
+
+from .model import CompletionModel, ModelConfig
+
+KIND = "completion"
+
+
+class CompletionStore(ModelStore):
+    def _kind_dir(self, kind: str) -> Path:
+        if kind != KIND:
+            raise ValueError(f"a completion store holds only {KIND!r} models, not {kind!r}")
+        return self.root / kind
+
+    def save_model(self, model: CompletionModel, *, entities: list[str], relations: list[str], metrics: dict,
+                   train_config: dict, fingerprint: str, parent: str | None, promote: bool = True) -> str:
+        """Write a new version (all files, then one rename) and optionally make it current."""
+        from safetensors.torch import save_file
+
+        now = datetime.now(timezone.utc)
+        version = f"{KIND}-{now.strftime('%Y%m%dT%H%M%S%f')}-{fingerprint[:8]}"
+        final = self._kind_dir(KIND) / "versions" / version
+        tmp = final.with_name(version + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=False)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "weights.safetensors"))
+        (tmp / "vocab.json").write_text(json.dumps({"entities": entities[:model.n_known_entities],
+                                                    "relations": relations}))
+        config = {"kind": KIND, "version": version, "model": model.cfg.as_dict(), "n_relations": len(relations),
+                  "n_entities": model.n_known_entities, "created_at": now.isoformat(timespec="seconds"),
+                  "data_fingerprint": fingerprint, "train_config": train_config, "parent": parent}
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        os.replace(tmp, final)
+        if promote:
+            self.promote(KIND, version)
+        return version
+
+    def load_model(self, version: str | None = None) -> tuple[CompletionModel, dict, dict]:
+        """(model, config, vocab) of ``version`` (default: current)."""
+        from safetensors.torch import load_file
+
+        version = version or self.current_version(KIND)
+        if version is None:
+            raise FileNotFoundError(f"no current {KIND} model in {self.root}")
+        cfg = self.config(KIND, version)
+        folder = self._kind_dir(KIND) / "versions" / version
+        vocab = json.loads((folder / "vocab.json").read_text())
+        model = CompletionModel(ModelConfig(**cfg["model"]), cfg["n_entities"], cfg["n_relations"])
+        model.load_state_dict(load_file(str(folder / "weights.safetensors")))
+        return model.eval(), cfg, vocab
+
+
+def warm_start(previous: CompletionModel, old_vocab: dict, entities: list[str], relations: list[str],
+               n_known: int | None = None) -> CompletionModel:
+    """A model for a grown vocabulary initialised from ``previous``: the
+    projection, image term and relation operators of known relations are
+    copied, residual rows follow their entity key; new rows start fresh."""
+    n_known = len(entities) if n_known is None else n_known
+    model = CompletionModel(previous.cfg, n_known, len(relations))
+    state = previous.state_dict()
+    own = model.state_dict()
+    for name, value in state.items():
+        if name.startswith(("project.", "visual.")):
+            own[name] = value.clone()
+    old_e = {k: i for i, k in enumerate(old_vocab["entities"])}
+    if previous.cfg.residual:
+        for i, key in enumerate(entities[:n_known]):
+            j = old_e.get(key)
+            if j is not None and j < previous.n_known_entities:
+                own["residual.weight"][i] = state["residual.weight"][j]
+    old_r = {r: i for i, r in enumerate(old_vocab["relations"])}
+    n_old, n_new = previous.n_relations, len(relations)
+    for i, rel in enumerate(relations):
+        j = old_r.get(rel)
+        if j is not None:
+            own["relation"][i] = state["relation"][j]
+            own["relation"][i + n_new] = state["relation"][j + n_old]
+    model.load_state_dict(own)
+    return model
+
+
+def state_equal(a: CompletionModel, b: CompletionModel) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
