@@ -150,6 +150,7 @@ class Config(_Section):
     extractor: ExtractorConfig = ExtractorConfig()
     worker: WorkerConfig = WorkerConfig()
     continual: ContinualConfig = ContinualConfig()
+    completion: CompletionConfig = CompletionConfig()
     logging: LoggingConfig = LoggingConfig()
 
 
