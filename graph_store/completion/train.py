@@ -89,7 +89,7 @@ def train_model(model: CompletionModel, feats: EntityFeatures, triples: np.ndarr
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(heads)
+            total += loss.item() * len(heads)
             n += len(heads)
             steps += 1
             bar.set_postfix(loss=f"{total / n:.3f}")
