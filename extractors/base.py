@@ -47,11 +47,39 @@ class RelationMention:
     label: str = ""  # the model's own label, e.g. "/per/org/member_of"
 
 
+@dataclass(frozen=True)
+class UncertainPair:
+    """An entity pair the relation model left unrelated or was unsure about.
+
+    Not written to the graph; recorded so that recurring patterns among such
+    pairs can surface as candidate new relations (``continual.candidates``).
+    ``label``/``confidence``: the model's best label (possibly ``None``) and its probability.
+    """
+
+    head: EntityMention
+    tail: EntityMention
+    label: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class UncertainSpan:
+    """An entity span the tagger could not type confidently (candidate new types)."""
+
+    mention: EntityMention
+    confidence: float
+
+
+Uncertain = UncertainPair | UncertainSpan
+
+
 @dataclass
 class Extraction:
     post_id: str
     entities: list[EntityMention] = field(default_factory=list)
     relations: list[RelationMention] = field(default_factory=list)
+    # What the model was unsure about (never written as facts): the novelty signal.
+    uncertain: list[Uncertain] = field(default_factory=list)
 
 
 class Extractor(ABC):

@@ -6,6 +6,11 @@ head and tail types; a prediction whose implied types disagree with MNER's is
 dropped, not written. Models come from the model store's ``current`` pointers
 and are swapped between batches when a new version is promoted (hot reload),
 so no post is dropped or processed twice.
+
+What the models were unsure about is kept on each extraction (``uncertain``):
+pairs predicted ``None`` or below the relation threshold, and tagged spans
+below the span threshold, capped per post. They are never facts; they feed
+the unsupervised novelty signal (``continual.candidates``).
 """
 from __future__ import annotations
 
@@ -18,7 +23,8 @@ from typing import Sequence
 
 import torch
 
-from .base import EntityMention, Extraction, ExtractionInput, Extractor, RelationMention
+from .base import (EntityMention, Extraction, ExtractionInput, Extractor, RelationMention, UncertainPair,
+                   UncertainSpan)
 from .datasets import REExample
 from .features import encode_re
 from .schema import NO_RELATION, implied_types, relation_type_of
@@ -79,9 +85,11 @@ class MultimodalExtractor(Extractor):
     name = "mkg-multimodal"
 
     def __init__(self, models_dir: str | Path, relation_threshold: float = 0.5, device: str = "cpu",
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, span_threshold: float = 0.5, max_uncertain_per_post: int = 8) -> None:
         self.store = ModelStore(models_dir)
         self.threshold = relation_threshold
+        self.span_threshold = span_threshold  # tagged spans below it are recorded as uncertain
+        self.max_uncertain = max_uncertain_per_post  # per post and kind (pairs, spans); 0: record none
         self.device = device
         self.batch_size = batch_size
         self._models = self._load()
@@ -163,17 +171,28 @@ class MultimodalExtractor(Extractor):
             for start, end, mention in spans[:MAX_ENTITIES_PER_POST]:
                 ext.entities.append(mention)
                 mentions.append((start, end, mention))
+            if item.entities is None:  # given spans are gold: certain by definition
+                ext.uncertain += self._cap([UncertainSpan(mm, mm.confidence) for _, _, mm in mentions
+                                            if mm.confidence < self.span_threshold])
             for (hs, he, hm), (ts, te, tm) in permutations(mentions, 2):
                 pair_examples.append(REExample(tuple(sentences[b]), (hs, he), (ts, te), NO_RELATION))
                 pair_refs.append((b, hm, tm))
             results.append(ext)
+        unsure: list[list[UncertainPair]] = [[] for _ in chunk]
         for (b, head, tail), (label, conf) in zip(pair_refs, self._relate(m, pair_examples, pair_refs, pixels, has_image)):
             if label == NO_RELATION or conf < self.threshold:
+                unsure[b].append(UncertainPair(head, tail, label, conf))
                 continue
             if implied_types(label) not in (None, (head.type, tail.type)):
                 continue  # the relation's implied types contradict MNER's types
             results[b].relations.append(RelationMention(head, tail, relation_type_of(label), conf, label))
+        for ext, pairs in zip(results, unsure):
+            ext.uncertain += self._cap(pairs)
         return results
+
+    def _cap(self, observations: list) -> list:
+        """The least confident first, at most ``max_uncertain`` (pairs grow quadratically)."""
+        return sorted(observations, key=lambda o: o.confidence)[:max(self.max_uncertain, 0)]
 
     def _tag(self, m: _Models, sentences, pixels, has_image, rows: list[int]):
         """BIO tags and per-word confidences for the posts at ``rows`` of the chunk."""

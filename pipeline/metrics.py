@@ -13,6 +13,7 @@ class WorkerMetrics:
     facts_written: int = 0
     batches_committed: int = 0
     graph_retries: int = 0
+    observations_recorded: int = 0  # uncertain pairs/spans sent to the observation sink
     dead_letters: Counter = field(default_factory=Counter)  # by stage
 
     @property
@@ -27,6 +28,7 @@ class WorkerMetrics:
             "facts_written": self.facts_written,
             "batches_committed": self.batches_committed,
             "graph_retries": self.graph_retries,
+            "observations_recorded": self.observations_recorded,
             "dead_lettered": self.dead_lettered,
             "dead_letters_by_stage": dict(self.dead_letters),
         }

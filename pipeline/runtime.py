@@ -11,6 +11,7 @@ from graph_store.base import GraphStore
 
 from .config import Config
 from .dead_letter import DeadLetterSink, FileDeadLetterSink, KafkaDeadLetterSink
+from .observations import ObservationSink
 from .sources.base import Source
 from .worker import Worker
 
@@ -39,7 +40,10 @@ def make_extractor(cfg: Config) -> Extractor:
         if ready or ex.kind == "multimodal":
             from extractors.multimodal import MultimodalExtractor
 
-            return MultimodalExtractor(ex.models_dir, ex.relation_threshold, ex.device)
+            nov = cfg.novelty
+            return MultimodalExtractor(ex.models_dir, ex.relation_threshold, ex.device,
+                                       span_threshold=nov.span_threshold,
+                                       max_uncertain_per_post=nov.max_per_post if nov.enabled else 0)
         log.warning("no trained multimodal models; using the spaCy baseline",
                     extra={"models_dir": str(ex.models_dir)})
     from extractors.spacy_ner import SpacyExtractor
@@ -75,9 +79,9 @@ def make_dead_letters(cfg: Config) -> DeadLetterSink:
 
 
 def make_worker(cfg: Config, graph: GraphStore, source: Source, dead_letters: DeadLetterSink,
-                extractor: Extractor | None = None) -> Worker:
+                extractor: Extractor | None = None, observations: ObservationSink | None = None) -> Worker:
     return Worker(source, extractor or make_extractor(cfg), graph, dead_letters, cfg.worker.batch_size,
-                  cfg.worker.retry_initial_s, cfg.worker.retry_max_s)
+                  cfg.worker.retry_initial_s, cfg.worker.retry_max_s, observations=observations)
 
 
 @contextmanager
@@ -86,11 +90,18 @@ def running_worker(cfg: Config, paths: Sequence[Path] | None = None) -> Iterator
     graph = open_graph(cfg)
     try:
         graph.ensure_schema()
-        source, dead = make_source(cfg, paths), make_dead_letters(cfg)
+        source, dead, observations = make_source(cfg, paths), make_dead_letters(cfg), make_observations(cfg)
         try:
-            yield graph, make_worker(cfg, graph, source, dead)
+            yield graph, make_worker(cfg, graph, source, dead, observations=observations)
+def make_observations(cfg: Config) -> ObservationSink | None:
+    """Where uncertain pairs/spans go for novelty discovery; None when disabled."""
+    return ObservationSink(cfg.novelty.observations_dir) if cfg.novelty.enabled else None
+
+
         finally:
             source.close()
             dead.close()
     finally:
         graph.close()
+            if observations is not None:
+                observations.close()

@@ -1,7 +1,7 @@
 """The worker loop: poll -> validate -> extract -> write graph -> commit.
 
-Offsets are committed only after the graph write (and the dead-letter flush)
-succeeded; writes are idempotent MERGEs. Together: at-least-once delivery,
+Offsets are committed only after the graph write (and the dead-letter and
+observation flushes) succeeded; writes are idempotent MERGEs. Together: at-least-once delivery,
 exactly-once triples. A graph outage stalls the loop with backoff and commits
 nothing until the graph is back; SIGTERM finishes the current batch first.
 """
@@ -22,6 +22,7 @@ from graph_store.records import GraphBatch
 
 from .dead_letter import DeadLetter, DeadLetterSink
 from .metrics import WorkerMetrics
+from .observations import ObservationSink, observations_of
 from .post import InvalidPost, Post, parse_post
 from .sources.base import Source, SourceRecord
 from .to_graph import add_post
@@ -58,11 +59,13 @@ class Worker:
         batch_size: int = 64,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 10.0,
+        observations: ObservationSink | None = None,
     ) -> None:
         self.source = source
         self.extractor = extractor
         self.graph = graph
         self.dead_letters = dead_letters
+        self.observations = observations  # optional: what the models were unsure about (novelty signal)
         self.batch_size = batch_size
         self.metrics = WorkerMetrics()
         self._extend_schema()
@@ -114,8 +117,12 @@ class Worker:
                 add_post(batch, item.post, extraction, self.extractor.model_version, self.graph.schema)
             except SchemaViolation as exc:
                 self._dead(item.record, "schema", str(exc))
+                continue
+            self._observe(item, extraction)
         self._write(batch)
         self.dead_letters.flush()
+        if self.observations is not None:
+            self.observations.flush()
         self.source.commit(records)
         self.metrics.batches_committed += 1
         self.metrics.posts_written += len(batch.posts)
@@ -123,6 +130,14 @@ class Worker:
         self.metrics.facts_written += len(batch.facts)
         log.info("batch committed", extra={"records": len(records), "posts": len(batch.posts),
                                            "facts": len(batch.facts), "dead_lettered": self.metrics.dead_lettered})
+
+    def _observe(self, item: _Item, extraction) -> None:
+        if self.observations is None or not extraction.uncertain:
+            return
+        obs = observations_of(item.post.id, item.post.created_at_iso, item.post.text, extraction,
+                              self.extractor.model_version, self.observations.now_iso())
+        self.observations.send(obs)
+        self.metrics.observations_recorded += len(obs)
 
     def _extend_schema(self) -> None:
         """A promoted model may know classes that emerged after start-up; let them in."""
