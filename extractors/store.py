@@ -78,6 +78,10 @@ class ModelStore:
         pointer = self._kind_dir(kind) / "current"
         return pointer.read_text().strip() if pointer.exists() else None
 
+    def version_dir(self, kind: str, version: str) -> Path:
+        """The folder of one version (weights, config, metrics, and what continual learning keeps)."""
+        return self._kind_dir(kind) / "versions" / version
+
     def config(self, kind: str, version: str) -> dict:
         return json.loads((self._kind_dir(kind) / "versions" / version / "config.json").read_text())
 

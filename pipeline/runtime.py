@@ -65,6 +65,21 @@ def make_source(cfg: Config, paths: Sequence[Path] | None = None) -> Source:
                       follow=cfg.source.follow)
 
 
+def make_labelled_source(cfg: Config) -> Source | None:
+    """Labelled posts from the labelling tool: a JSONL log if configured, else the Kafka topic."""
+    from .sources.files import FileSource
+
+    c = cfg.continual
+    if c.labelled_path is not None:
+        return FileSource([c.labelled_path], checkpoint=_checkpoint(cfg, "labelled", [c.labelled_path]))
+    if cfg.source.kind == "kafka":
+        from .sources.kafka import KafkaSource
+
+        return KafkaSource(cfg.kafka.model_copy(update={"topic": c.labelled_topic, "group_id": c.labelled_group_id}),
+                           cfg.worker.batch_size)
+    return None
+
+
 def _checkpoint(cfg: Config, kind: str, paths: Sequence[Path]) -> Path:
     import hashlib
 
@@ -76,6 +91,11 @@ def make_dead_letters(cfg: Config) -> DeadLetterSink:
     if cfg.source.kind == "kafka":
         return KafkaDeadLetterSink(cfg.kafka)
     return FileDeadLetterSink(cfg.worker.dead_letter_path)
+
+
+def make_observations(cfg: Config) -> ObservationSink | None:
+    """Where uncertain pairs/spans go for novelty discovery; None when disabled."""
+    return ObservationSink(cfg.novelty.observations_dir) if cfg.novelty.enabled else None
 
 
 def make_worker(cfg: Config, graph: GraphStore, source: Source, dead_letters: DeadLetterSink,
@@ -93,15 +113,10 @@ def running_worker(cfg: Config, paths: Sequence[Path] | None = None) -> Iterator
         source, dead, observations = make_source(cfg, paths), make_dead_letters(cfg), make_observations(cfg)
         try:
             yield graph, make_worker(cfg, graph, source, dead, observations=observations)
-def make_observations(cfg: Config) -> ObservationSink | None:
-    """Where uncertain pairs/spans go for novelty discovery; None when disabled."""
-    return ObservationSink(cfg.novelty.observations_dir) if cfg.novelty.enabled else None
-
-
         finally:
             source.close()
             dead.close()
-    finally:
-        graph.close()
             if observations is not None:
                 observations.close()
+    finally:
+        graph.close()
