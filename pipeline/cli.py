@@ -72,19 +72,21 @@ def cmd_worker(args) -> int:
 
 
 def cmd_backfill(args) -> int:
-    from tqdm import tqdm
-
-    from .runtime import running_worker
-    from .sources.files import count_lines
+    from .backfill import expand_archives, run_backfill
 
     cfg = _load(args)
-    paths = [Path(p) for p in args.paths]
-    with running_worker(cfg, paths) as (_, worker):
-        worker.install_signal_handlers()
-        with tqdm(total=count_lines(paths), desc="backfill", unit="post", disable=args.no_progress) as bar:
-            metrics = worker.run(progress=bar)
-    print(json.dumps(metrics.as_dict()))
+    if args.reextract and not args.run_key:
+        args.run_key = _current_model_key(cfg)
+    result = run_backfill(cfg, expand_archives(args.paths), run_key=args.run_key or "", start=args.start,
+                          end=args.end, progress=not args.no_progress)
+    print(json.dumps(result))
     return 0
+
+
+def _current_model_key(cfg: Config) -> str:
+    from .runtime import make_extractor
+
+    return make_extractor(cfg).model_version
 
 
 def cmd_produce(args) -> int:
@@ -233,8 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run archived posts through the same path as the worker. Progress is "
                                    "checkpointed per file, so an interrupted backfill resumes; graph writes are "
                                    "idempotent, so running it twice changes nothing.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="JSONL or gzip JSONL files of posts")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="JSONL or gzip JSONL files of posts, or globs ('archive/**/*.jsonl.gz')")
     p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--start", help="only posts created on/after this date or ISO time (UTC)")
+    p.add_argument("--end", help="only posts created on/before this date (whole day) or ISO time (UTC)")
+    p.add_argument("--run-key", help="name of this run's checkpoints: the same key resumes, a new key reads the files again")
+    p.add_argument("--reextract", action="store_true",
+                   help="reprocess even files a previous backfill finished, with the current model "
+                        "(run key = the model version); edges are updated, not duplicated")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_backfill)
 

@@ -12,6 +12,7 @@ class WorkerMetrics:
     entities_written: int = 0
     facts_written: int = 0
     batches_committed: int = 0
+    skipped: int = 0  # valid posts a filter left out (e.g. outside a backfill's date range)
     graph_retries: int = 0
     observations_recorded: int = 0  # uncertain pairs/spans sent to the observation sink
     dead_letters: Counter = field(default_factory=Counter)  # by stage
@@ -27,6 +28,7 @@ class WorkerMetrics:
             "entities_written": self.entities_written,
             "facts_written": self.facts_written,
             "batches_committed": self.batches_committed,
+            "skipped": self.skipped,
             "graph_retries": self.graph_retries,
             "observations_recorded": self.observations_recorded,
             "dead_lettered": self.dead_lettered,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from extractors.base import Extractor
 from graph_store.base import GraphStore
@@ -12,6 +12,7 @@ from graph_store.base import GraphStore
 from .config import Config
 from .dead_letter import DeadLetterSink, FileDeadLetterSink, KafkaDeadLetterSink
 from .observations import ObservationSink
+from .post import Post
 from .sources.base import Source
 from .worker import Worker
 
@@ -51,12 +52,17 @@ def make_extractor(cfg: Config) -> Extractor:
     return SpacyExtractor(ex.spacy_model)
 
 
-def make_source(cfg: Config, paths: Sequence[Path] | None = None) -> Source:
-    """The configured stream, or archive files (``paths``) for backfill."""
+def make_source(cfg: Config, paths: Sequence[Path] | None = None, run_key: str = "") -> Source:
+    """The configured stream, or archive files (``paths``) for backfill.
+
+    A backfill's checkpoint is keyed by its files and ``run_key``: the same
+    run resumes where it stopped, a new key (e.g. a re-extraction with a newly
+    promoted model) reads the files again.
+    """
     from .sources.files import FileSource
 
     if paths:
-        return FileSource(paths, checkpoint=_checkpoint(cfg, "backfill", paths))
+        return FileSource(paths, checkpoint=_checkpoint(cfg, "backfill", paths, run_key))
     if cfg.source.kind == "kafka":
         from .sources.kafka import KafkaSource
 
@@ -80,10 +86,11 @@ def make_labelled_source(cfg: Config) -> Source | None:
     return None
 
 
-def _checkpoint(cfg: Config, kind: str, paths: Sequence[Path]) -> Path:
+def _checkpoint(cfg: Config, kind: str, paths: Sequence[Path], run_key: str = "") -> Path:
     import hashlib
 
-    digest = hashlib.sha256("\n".join(str(Path(p).resolve()) for p in paths).encode()).hexdigest()[:16]
+    key = "\n".join(str(Path(p).resolve()) for p in paths) + (f"\n#{run_key}" if run_key else "")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cfg.worker.state_dir / f"{kind}-{digest}.json"
 
 
@@ -99,20 +106,27 @@ def make_observations(cfg: Config) -> ObservationSink | None:
 
 
 def make_worker(cfg: Config, graph: GraphStore, source: Source, dead_letters: DeadLetterSink,
-                extractor: Extractor | None = None, observations: ObservationSink | None = None) -> Worker:
+                extractor: Extractor | None = None, observations: ObservationSink | None = None,
+                accept: Callable[[Post], bool] | None = None) -> Worker:
     return Worker(source, extractor or make_extractor(cfg), graph, dead_letters, cfg.worker.batch_size,
-                  cfg.worker.retry_initial_s, cfg.worker.retry_max_s, observations=observations)
+                  cfg.worker.retry_initial_s, cfg.worker.retry_max_s, observations=observations, accept=accept)
 
 
 @contextmanager
-def running_worker(cfg: Config, paths: Sequence[Path] | None = None) -> Iterator[tuple[GraphStore, Worker]]:
-    """Graph (schema ensured), source, dead letters and worker, all closed on exit."""
+def running_worker(cfg: Config, paths: Sequence[Path] | None = None, run_key: str = "",
+                   accept: Callable[[Post], bool] | None = None) -> Iterator[tuple[GraphStore, Worker]]:
+    """Graph (schema ensured), source, dead letters and worker, all closed on exit.
+
+    ``accept`` filters posts (e.g. a backfill's date range); the rest are
+    skipped and committed, not dead-lettered.
+    """
     graph = open_graph(cfg)
     try:
         graph.ensure_schema()
-        source, dead, observations = make_source(cfg, paths), make_dead_letters(cfg), make_observations(cfg)
+        source = make_source(cfg, paths, run_key)
+        dead, observations = make_dead_letters(cfg), make_observations(cfg)
         try:
-            yield graph, make_worker(cfg, graph, source, dead, observations=observations)
+            yield graph, make_worker(cfg, graph, source, dead, observations=observations, accept=accept)
         finally:
             source.close()
             dead.close()

@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from tenacity import Retrying, retry_if_exception_type, stop_any, wait_exponential
 
@@ -60,7 +61,9 @@ class Worker:
         retry_initial_s: float = 0.5,
         retry_max_s: float = 10.0,
         observations: ObservationSink | None = None,
+        accept: Callable[[Post], bool] | None = None,
     ) -> None:
+        self.accept = accept
         self.source = source
         self.extractor = extractor
         self.graph = graph
@@ -152,6 +155,9 @@ class Worker:
             post = parse_post(record.payload)
         except InvalidPost as exc:
             self._dead(record, "parse", exc.reason)
+            return None
+        if self.accept is not None and not self.accept(post):
+            self.metrics.skipped += 1
             return None
         image = None
         if post.image is not None:
