@@ -38,6 +38,7 @@ def cmd_demo(args) -> int:
     cfg.graph.embedded_dir = workdir / "graph"
     cfg.worker.dead_letter_path = workdir / "dead_letters.jsonl"
     cfg.worker.state_dir = workdir / "state"
+    cfg.novelty.observations_dir = workdir / "observations"
     setup_logging("WARNING", "text")
     with running_worker(cfg) as (graph, worker):
         metrics = worker.run()
@@ -192,6 +193,50 @@ def cmd_complete(args) -> int:
     return 0
 
 
+def cmd_candidates(args) -> int:
+    from continual.candidates import CandidateError, confirm, discover_from_config, labelled_store_of, list_candidates, reject
+
+    from .runtime import open_graph
+
+    cfg = _load(args)
+    if args.action == "discover":
+        print(json.dumps(discover_from_config(cfg, window_hours=args.hours)))
+        return 0
+    graph = open_graph(cfg)
+    try:
+        if args.action == "list":
+            rows = list_candidates(graph, args.status)
+            if args.format == "json":
+                print(json.dumps(rows, ensure_ascii=False, default=str))
+            else:
+                _print_candidates(rows)
+        elif args.action == "confirm":
+            print(json.dumps(confirm(graph, labelled_store_of(cfg), args.id, args.name)))
+        else:
+            print(json.dumps(reject(graph, args.id)))
+    except CandidateError as exc:
+        print(f"mkg: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        graph.close()
+    return 0
+
+
+def _print_candidates(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "kind", "status", "name", "size", "density", "nearest known (sim)", "types", "examples")
+    for r in rows:
+        types = "/".join(", ".join(t) for t in (r["head_types"] or [], r["tail_types"] or []) if t)
+        near = f"{r['nearest_known']} ({r['known_similarity']:.2f})" if r["nearest_known"] else "-"
+        examples = "\n".join(f"{pid}: {text[:90]}" for pid, text in zip(r["example_post_ids"] or [], r["example_texts"] or []))
+        table.add_row(r["id"], r["kind"], r["status"], r["name"] or "", str(r["size"]), f"{r['density']:.2f}", near,
+                      types, examples)
+    Console(width=200).print(table)
+    print(f"({len(rows)} candidates)")
+
+
 def _print_table(result) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -317,6 +362,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remove-inferred", action="store_true", help="only delete every inferred edge (extracted facts stay) and exit")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_complete)
+
+    p = sub.add_parser("candidates", help="review candidate new relations/entity types found in the stream",
+                       description="Workers record entity pairs the relation model could not relate (None or below "
+                                   "extractor.relation_threshold) and spans the tagger could not type (below "
+                                   "novelty.span_threshold) under novelty.observations_dir. Discovery (hourly in the "
+                                   "detect_novelty DAG, or 'discover' here) clusters a window of them with MiniLM and "
+                                   "writes clusters that are large, dense and unlike every labelled class as "
+                                   ":CandidateRelation / :CandidateType nodes with example posts. Here a person "
+                                   "lists them, names one (its observations become labelled training examples in "
+                                   "continual.labelled_dir, which the update DAG then learns) or rejects it (it "
+                                   "stays in the graph, so the pattern is not proposed again).",
+                       epilog="Examples: mkg candidates list --status pending; "
+                              "mkg candidates confirm cand-rel-1a2b3c4d5e6f --name /per/org/founded_by; "
+                              "mkg candidates confirm cand-type-0f1e2d3c4b5a --name PRODUCT; "
+                              "mkg candidates reject cand-rel-1a2b3c4d5e6f")
+    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = csub.add_parser("list", help="candidates with size, density, nearest known class and example posts",
+                        description="Print candidates (pending first, largest first) from the configured graph.")
+    c.add_argument("--status", choices=["pending", "confirmed", "rejected"], help="only candidates in this state")
+    c.add_argument("--format", choices=["table", "json"], default="table")
+    c.add_argument("--config", help=CONFIG_HELP)
+    c = csub.add_parser("confirm", help="name a candidate: its observations become labelled examples",
+                        description="Turn the candidate's member observations into labelled examples of NAME and "
+                                    "mark it confirmed. NAME is a relation for a CandidateRelation (e.g. "
+                                    "/per/org/founded_by; its last part must make a graph relationship type "
+                                    "[A-Z][A-Z0-9_]* when upper-cased) or an entity type for a CandidateType "
+                                    "(e.g. PRODUCT). Repeating a confirmation adds nothing twice.")
+    c.add_argument("id", metavar="ID", help="candidate id from 'mkg candidates list'")
+    c.add_argument("--name", required=True, help="relation name or entity type")
+    c.add_argument("--config", help=CONFIG_HELP)
+    c = csub.add_parser("reject", help="mark a candidate rejected (not proposed again)",
+                        description="Mark the candidate rejected; later discovery runs update it instead of "
+                                    "proposing the same pattern again.")
+    c.add_argument("id", metavar="ID", help="candidate id from 'mkg candidates list'")
+    c.add_argument("--config", help=CONFIG_HELP)
+    c = csub.add_parser("discover", help="run discovery now over the last hours of observations",
+                        description="What the hourly detect_novelty DAG runs; prints a JSON summary (observations, "
+                                    "clusters, candidates new/updated). Thresholds: the 'novelty' config section.")
+    c.add_argument("--hours", type=int, default=24, help="window length (default 24)")
+    c.add_argument("--config", help=CONFIG_HELP)
+    for c in csub.choices.values():
+        c.set_defaults(func=cmd_candidates)
 
     from continual.cli import add_benchmark_parser
 

@@ -213,3 +213,59 @@ def test_worker_records_uncertain_pairs_before_committing(short_tmp, embedded_st
     assert committed_with == [3, 5]  # every batch's observations were on disk before its commit
     assert metrics.observations_recorded == 5 and metrics.dead_lettered == 1
     assert embedded_store.query("MATCH ()-[r:MEMBER_OF]->() RETURN count(r)").rows == [[5]]
+
+
+def keyword_embed(texts):
+    """Hand-made vectors: texts with 'alpha' point one way, others another, with a little spread."""
+    import numpy as np
+
+    out = []
+    for i, t in enumerate(texts):
+        v = np.zeros(8)
+        v[0 if "alpha" in t else 1] = 1.0
+        v[2 + i % 6] = 0.1
+        out.append(v / np.linalg.norm(v))
+    return np.stack(out)
+
+
+def test_cli_lists_confirms_and_rejects_candidates(short_tmp, tmp_path, capsys):
+    import yaml
+
+    from graph_store.embedded import EmbeddedGraphStore
+    from pipeline.cli import main
+
+    sink = ObservationSink(tmp_path / "obs", clock=lambda: T0)
+    for i in range(12):
+        word = "alpha" if i % 2 else "beta"
+        tokens = ("Ann", "says", word, "to", "Bob", str(i))
+        sink.send([Observation(PAIR, f"p{i}", _iso(T0), _iso(T0), " ".join(tokens), tokens, (0, 1), "Ann", "PER",
+                               (4, 5), "Bob", "PER", "None", 0.5, "m@1", ((0, 1, "PER"), (4, 5, "PER")))])
+    sink.close()
+    graph = EmbeddedGraphStore(short_tmp / "graph")
+    try:
+        made = discover(tmp_path / "obs", T0, T0 + timedelta(seconds=1), graph, None, embed=keyword_embed, now=T0)
+    finally:
+        graph.close()
+    assert len(made) == 2
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"graph": {"embedded_dir": str(short_tmp / "graph")},
+                                   "continual": {"labelled_dir": str(tmp_path / "labelled")},
+                                   "logging": {"level": "WARNING"}}))
+
+    assert main(["candidates", "list", "--format", "json", "--config", str(cfg)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(r["id"] for r in rows) == sorted(c.id for c in made)
+    assert all(r["status"] == "pending" and r["size"] == 6 and len(r["example_texts"]) == 5 for r in rows)
+    first, second = sorted(c.id for c in made)
+    assert main(["candidates", "confirm", first, "--name", "bad name", "--config", str(cfg)]) == 1
+    assert "identifier" in capsys.readouterr().err
+    assert main(["candidates", "confirm", first, "--name", "/per/per/greets", "--config", str(cfg)]) == 0
+    assert json.loads(capsys.readouterr().out)["new_examples"] == 6
+    assert len(LabelledStore(tmp_path / "labelled").all("mre")) == 6
+    assert main(["candidates", "reject", second, "--config", str(cfg)]) == 0
+    capsys.readouterr()
+    assert main(["candidates", "list", "--status", "pending", "--format", "json", "--config", str(cfg)]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["candidates", "list", "--config", str(cfg)]) == 0
+    table = capsys.readouterr().out
+    assert "confirmed" in table and "rejected" in table and "/per/per/greets" in table

@@ -29,6 +29,7 @@ def mkg(*args, check=True, **kw):
     (["demo"], ["sample", "--workdir"]),
     (["train"], ["mre", "mner", "--promote", "--resume", "bf16", "validation F1"]),
     (["evaluate"], ["excluding None", "seqeval", "--spacy", "--version"]),
+    (["candidates"], ["list", "confirm", "reject", "discover", ":CandidateRelation", "labelled training examples"]),
 ])
 def test_help_explains_each_command(command, words):
     text = " ".join(mkg(*command, "--help").stdout.split())
