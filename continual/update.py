@@ -171,8 +171,10 @@ def _train_and_gate(cfg, task: ContinualTask, queue: TaskQueue, graph, fail_afte
         raise ValueError(f"task {task.id}: no labelled training examples for {new}")
     train = learner.training_data(task_train)
     work = Path(c.work_dir) / task.id
+    resumed = (work / "checkpoint.pt").exists()  # a failed run of this task left its last epoch
     log.info("continual update training", extra={"task": task.id, "classes": new, "base": s.version,
-                                                 "train": len(train), "val": len(task_val), "method": spec.name})
+                                                 "train": len(train), "val": len(task_val), "method": spec.name,
+                                                 "resumed": resumed})
     history = fit(s.adapter, s.model, train, task_val, train_cfg, checkpoint_dir=work, resume=True,
                   loss_fn=learner.loss, on_step=learner.on_step, stop_after_epoch=fail_after_epoch)
     if fail_after_epoch is not None and fail_after_epoch < c.epochs:
@@ -185,7 +187,7 @@ def _train_and_gate(cfg, task: ContinualTask, queue: TaskQueue, graph, fail_afte
     learner.end_task(s.task_index, s.model, task_train, new)
     metrics = {"task_id": task.id, "A": f1_all(kind, gold, pred), "U": new_after, "old_before": old_before,
                "old_after": old_after, "gate": gate.as_dict(), "train_examples": len(train),
-               "val_examples": len(val_all), "best_epoch": history.best_epoch,
+               "val_examples": len(val_all), "best_epoch": history.best_epoch, "resumed": resumed,
                "memory": learner.memory.counts() if learner.memory is not None else {},
                "method": spec.name, "seconds": time.perf_counter() - started}
     version = models.save(kind, s.model, s.spec, metrics=metrics, fingerprint=_fingerprint(train),

@@ -31,13 +31,12 @@ KAFKA_CONN_ID = "mkg_kafka"
 
 def _connection(conn_id: str):
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         return BaseHook.get_connection(conn_id)
-    except Exception as exc:  # AirflowNotFoundException, or the SDK's own not-found error
-        if "not defined" in str(exc) or "not found" in str(exc).lower() or type(exc).__name__.endswith("NotFound"):
-            return None
-        raise
+    except AirflowNotFoundException:
+        return None
 
 
 def _variable(key: str) -> str | None:

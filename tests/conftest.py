@@ -95,3 +95,50 @@ def topic(services):
     admin.create_topics([NewTopic(name, 3, 1), NewTopic(name + ".dead", 1, 1)])
     admin.close()
     return name
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class AirflowRunner:
+    """A real Airflow installation (SQLite metadata DB in a temp AIRFLOW_HOME) over ``dags/``."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+                    "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+                    "PYTHONPATH": str(REPO)}
+        for key in [k for k in self.env if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))]:
+            del self.env[key]
+
+    def run(self, dag_id: str | None = None, conf: dict | None = None, env: dict | None = None,
+            timeout: float = 1200) -> dict:
+        import json
+        import subprocess
+
+        args = [sys.executable, str(REPO / "tests" / "airflow_runner.py")]
+        if dag_id:
+            args += [dag_id, json.dumps(conf or {})]
+        proc = subprocess.run(args, env={**self.env, **(env or {})}, capture_output=True, text=True,
+                              timeout=timeout, cwd=self.home)
+        lines = [l for l in proc.stdout.splitlines() if l.startswith("MKG_RESULT ")]
+        if proc.returncode != 0 or not lines:
+            raise AssertionError(f"airflow run of {dag_id} failed (rc {proc.returncode}):\n"
+                                 f"{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
+        result = json.loads(lines[-1][len("MKG_RESULT "):])
+        result["log"] = proc.stdout[-20000:] + proc.stderr[-20000:]
+        return result
+
+
+@pytest.fixture(scope="session")
+def airflow(tmp_path_factory):
+    """``airflow db migrate`` once per session; ``airflow.run(dag_id, conf, env)`` does ``dag.test()``."""
+    import subprocess
+
+    pytest.importorskip("airflow", reason="apache-airflow not installed (pip install -e '.[airflow]')")
+    runner = AirflowRunner(tmp_path_factory.mktemp("airflow-home"))
+    airflow_bin = Path(sys.executable).with_name("airflow")
+    proc = subprocess.run([str(airflow_bin), "db", "migrate"], env=runner.env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return runner

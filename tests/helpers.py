@@ -115,3 +115,24 @@ def worker_config(tmp: Path, *, source: str = "embedded", graph: str = "embedded
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def imre_posts(task: int, n: int, *, split: str = "train", labelled: bool = True, prefix: str = "",
+               day: int = 1, relations: set[str] | None = None) -> list[dict]:
+    """``n`` real IMRE sep10 examples of ``task`` as posts (relations taking turns), with entity spans.
+
+    ``labelled`` posts carry the gold relation (a labelling tool's output);
+    otherwise only the entity spans (an upstream tagger's), for the stream.
+    """
+    from continual.labelled import post_from_re_example
+    from continual.streams import balanced_sample
+    from extractors.datasets import read_re
+
+    path = SHARED_DATA / "imre" / "sep10" / f"ours_{split}_{task}.txt"
+    if not path.exists():
+        pytest.skip(f"real data missing: {path}")
+    examples = [ex for ex in read_re(path) if relations is None or ex.relation in relations]
+    chosen = balanced_sample(examples, n, lambda ex: ex.relation, seed=task)
+    return [post_from_re_example(ex, f"{prefix}imre{task}-{split}-{i}",
+                                 f"2026-02-{day:02d}T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z", labelled)
+            for i, ex in enumerate(chosen)]

@@ -1,0 +1,260 @@
+"""The Airflow DAGs under a real Airflow (SQLite metadata DB), run with ``dag.test()``.
+
+The continual-learning scenario uses the real IMRE sep10 files (small slices)
+and real training of the MiniLM + DINOv2 extractor on the CPU. The config is
+passed the Airflow way: the ``mkg_config`` Variable (``AIRFLOW_VAR_MKG_CONFIG``)
+names the YAML file; the Neo4j/Kafka variants pass provider connections.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import graph_facts, imre_posts, mnre_posts, write_jsonl
+
+pytestmark = pytest.mark.integration
+
+TASK0 = {"/per/per/peer"}  # sep10 task 0 (its other relation, religion, has 6 training examples)
+TASK1 = {"/per/org/member_of", "/per/per/charges"}
+N_LABELLED = 160  # labelled posts per task (classes taking turns, None pairs included)
+
+
+def dag_config(tmp: Path, **sections) -> Path:
+    cfg = {
+        "source": {"kind": "embedded", "path": str(tmp / "stream.jsonl"), "follow": True},
+        "graph": {"backend": "embedded", "embedded_dir": str(tmp / "graph")},
+        "extractor": {"kind": "multimodal", "models_dir": str(tmp / "models"), "relation_threshold": 0.5},
+        "worker": {"batch_size": 8, "dead_letter_path": str(tmp / "dead.jsonl"), "state_dir": str(tmp / "state")},
+        "continual": {"kinds": ["mre"], "labelled_path": str(tmp / "labelled.jsonl"),
+                      "labelled_dir": str(tmp / "labelled"), "tasks_dir": str(tmp / "tasks"),
+                      "work_dir": str(tmp / "work"), "min_examples": 10, "epochs": 2, "lr": 1e-4,
+                      "per_class": 40, "batch_size": 16, "device": "cpu", "gate_max_old_drop": 15.0,
+                      "gate_min_new_f1": 30.0},
+        "novelty": {"observations_dir": str(tmp / "observations")},
+        "logging": {"level": "WARNING", "format": "text"},
+    }
+    for section, values in sections.items():
+        cfg.setdefault(section, {}).update(values)
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def append_jsonl(path: Path, records: list[dict]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec) + "\n")
+
+
+def air_env(config: Path) -> dict:
+    return {"AIRFLOW_VAR_MKG_CONFIG": str(config)}
+
+
+def test_every_dag_loads_without_import_errors(airflow):
+    result = airflow.run()
+    assert result["import_errors"] == {}
+    assert {"detect_novelty", "continual_update", "backfill"} <= set(result["dag_ids"])
+
+
+def test_backfill_dag_chunks_date_range_and_resume(airflow, short_tmp):
+    archive = short_tmp / "archive"
+    archive.mkdir()
+    posts = mnre_posts(30)
+    for day in range(3):  # one file per day
+        chunk = [{**p, "created_at": f"2026-01-0{day + 1}T12:00:{i:02d}Z"} for i, p in enumerate(posts[day * 10:(day + 1) * 10])]
+        write_jsonl(archive / f"posts-2026-01-0{day + 1}.jsonl", chunk)
+    config = dag_config(short_tmp, extractor={"kind": "spacy"}, source={"follow": False})
+    conf = {"paths": [str(archive / "*.jsonl")], "start": "2026-01-02", "end": "2026-01-03", "files_per_chunk": 1}
+    first = airflow.run("backfill", conf, air_env(config))
+    assert first["state"] == "success", first["log"][-3000:]
+    assert sorted(k for k in first["tasks"] if k.startswith("process")) == ["process[0]", "process[1]", "process[2]"]
+    assert first["xcom"]["summarise"] == {"records_received": 30, "posts_written": 20, "skipped": 10,
+                                          "facts_written": first["xcom"]["summarise"]["facts_written"],
+                                          "dead_lettered": 0, "chunks": 3}
+    again = airflow.run("backfill", conf, air_env(config))  # same run key: every file is checkpointed as done
+    assert again["state"] == "success"
+    assert again["xcom"]["summarise"]["records_received"] == 0
+
+    from graph_store.embedded import EmbeddedGraphStore
+
+    with EmbeddedGraphStore(short_tmp / "graph") as graph:
+        ids = {row[0] for row in graph.query("MATCH (p:Post) RETURN p.id").rows}
+    assert ids == {p["id"] for p in posts[10:30]}
+
+
+# --- continual learning through the DAGs ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def task0_model(airflow, tmp_path_factory):
+    """Labelled task-0 posts -> detect_novelty proposes -> continual_update trains and promotes v1."""
+    tmp = Path(tmp_path_factory.mktemp("task0"))
+    append_jsonl(tmp / "labelled.jsonl", imre_posts(0, N_LABELLED, relations=TASK0 | {"None"}))
+    config = dag_config(tmp)
+    detected = airflow.run("detect_novelty", {"unsupervised": False}, air_env(config))
+    assert detected["state"] == "success", detected["log"][-3000:]
+    proposal = detected["xcom"]["supervised"]
+    assert [t["classes"] for t in proposal["tasks"]] == [sorted(TASK0)]
+    assert detected["xcom"]["announce"][0]["classes"] == sorted(TASK0)
+    updated = airflow.run("continual_update", {}, air_env(config))
+    assert updated["state"] == "success", updated["log"][-3000:]
+    report = updated["xcom"]["update"]
+    assert report["status"] == "promoted", report
+    return tmp, report["version"]
+
+
+def _copy_state(src: Path, dst: Path) -> Path:
+    """A private copy of the task-0 state (models, labelled data, tasks), so tests stay independent."""
+    for name in ("models", "labelled", "tasks", "labelled.jsonl", "state"):
+        if (src / name).is_dir():
+            shutil.copytree(src / name, dst / name)
+        elif (src / name).exists():
+            shutil.copy(src / name, dst / name)
+    return dag_config(dst)
+
+
+def _propose_task1(airflow, tmp: Path, config: Path) -> dict:
+    append_jsonl(tmp / "labelled.jsonl", imre_posts(1, N_LABELLED, relations=TASK1 | {"None"}, day=2))
+    detected = airflow.run("detect_novelty", {"unsupervised": False}, air_env(config))
+    assert detected["state"] == "success", detected["log"][-3000:]
+    tasks = detected["xcom"]["supervised"]["tasks"]
+    assert [t["classes"] for t in tasks] == [sorted(TASK1)]
+    return tasks[0]
+
+
+def _current(tmp: Path) -> str:
+    return (tmp / "models" / "mre" / "current").read_text().strip()
+
+
+def _wait_for_posts(graph_dir: Path, ids: set[str], proc: subprocess.Popen, timeout: float = 600) -> None:
+    from graph_store.embedded import EmbeddedGraphStore
+
+    deadline = time.monotonic() + timeout
+    with EmbeddedGraphStore(graph_dir) as graph:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "the worker exited"
+            found = {r[0] for r in graph.query("MATCH (p:Post) WHERE p.id IN $ids RETURN p.id", {"ids": sorted(ids)}).rows}
+            if found == ids:
+                return
+            time.sleep(1)
+    raise AssertionError(f"worker did not write {len(ids - found)} posts in {timeout}s")
+
+
+def test_worker_learns_new_relations_without_restart(airflow, task0_model, short_tmp):
+    """Task 0 model streams; task-1 labelled posts arrive; the DAGs learn them; the same worker
+    process then writes task-1 relations while still extracting task-0 ones, and old archived
+    posts are re-extracted with the new model."""
+    tmp = short_tmp
+    config = _copy_state(task0_model[0], tmp)
+    v1 = task0_model[1]
+    archive = tmp / "archive.jsonl"  # posts from before the new relations were known
+    append_jsonl(archive, imre_posts(1, 30, split="test", labelled=False, prefix="old-", relations=TASK1))
+    config = dag_config(tmp, continual={"reextract_paths": [str(archive)]})
+    part1 = imre_posts(0, 24, split="test", labelled=False, prefix="s1-", relations=TASK0)
+    part2 = (imre_posts(1, 40, split="test", labelled=False, prefix="s2-", relations=TASK1)
+             + imre_posts(0, 24, split="test", labelled=False, prefix="s2-", relations=TASK0, day=3))
+    (tmp / "stream.jsonl").touch()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    worker = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "worker", "--config", str(config)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        append_jsonl(tmp / "stream.jsonl", part1)
+        _wait_for_posts(tmp / "graph", {p["id"] for p in part1}, worker)
+
+        _propose_task1(airflow, tmp, config)
+        updated = airflow.run("continual_update", {}, air_env(config))
+        assert updated["state"] == "success", updated["log"][-3000:]
+        report = updated["xcom"]["update"]
+        assert report["status"] == "promoted", report
+        v2 = report["version"]
+        assert report["base_version"] == v1 and _current(tmp) == v2
+        assert updated["tasks"]["reextract"] == "success"
+
+        append_jsonl(tmp / "stream.jsonl", part2)
+        _wait_for_posts(tmp / "graph", {p["id"] for p in part2}, worker)
+        assert worker.poll() is None  # the same process all along: no restart
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out = worker.communicate(timeout=120)[0]
+    assert worker.returncode == 0, out[-3000:]
+
+    from graph_store.embedded import EmbeddedGraphStore
+
+    with EmbeddedGraphStore(tmp / "graph") as graph:
+        facts, rows = graph_facts(graph)
+        edges = graph.query("MATCH (h:Entity)-[r]->(t:Entity) RETURN type(r), r.post_ids, r.model_versions").rows
+        classes = {r[1]: r for r in graph.query(
+            "MATCH (c:SchemaClass) RETURN c.kind, c.name, c.status, c.emerged_at, c.task_id").rows}
+    assert rows == len(facts)  # one edge per (head, type, tail): nothing duplicated
+    by_type: dict[str, list] = {}
+    for rel, post_ids, versions in edges:
+        by_type.setdefault(rel, []).append((set(post_ids), versions))
+    s2 = {p["id"] for p in part2}
+    new_types = {"MEMBER_OF", "CHARGES"}
+    # task-1 relations are written by the promoted model for posts that arrived after the promotion
+    assert any(ids & s2 and any(v2 in v for v in versions) for t in new_types for ids, versions in by_type.get(t, []))
+    # task-0 relations are still extracted by the new model
+    assert any(ids & s2 and any(v2 in v for v in versions) for ids, versions in by_type.get("PEER", []))
+    # before the promotion nothing of task 1 existed; old archived posts gained them by re-extraction
+    old = {p["id"] for p in json.loads("[" + ",".join(archive.read_text().splitlines()) + "]")}
+    assert any(ids & old for t in new_types for ids, _ in by_type.get(t, []))
+    assert not any(ids & {p["id"] for p in part1} for t in new_types for ids, versions in by_type.get(t, [])
+                   if all(v1 in v and v2 not in v for v in versions))
+    # the schema in the graph records the classes, when they emerged and which task learned them
+    assert classes["/per/org/member_of"][2] == "learned" and classes["/per/org/member_of"][3].startswith("2026-02-02")
+    assert classes["/per/per/peer"][2] == "learned"
+
+
+def test_bad_update_is_refused_and_current_model_stays(airflow, task0_model, short_tmp):
+    """Fine-tuning with distillation and memory off, for many epochs, on the shifted task forgets task 0."""
+    config = _copy_state(task0_model[0], short_tmp)
+    task = _propose_task1(airflow, short_tmp, config)
+    updated = airflow.run("continual_update", {"method": "finetune", "epochs": 4, "lr": 3e-4},
+                          air_env(config))
+    assert updated["state"] == "success", updated["log"][-3000:]
+    report = updated["xcom"]["update"]
+    assert report["status"] == "refused", report
+    assert any("old classes dropped" in r for r in report["gate"]["reasons"])
+    assert report["old_after"] < report["old_before"]
+    assert _current(short_tmp) == task0_model[1]  # the pointer did not move
+    assert updated["tasks"]["reextract"] == "skipped"
+    record = json.loads((short_tmp / "tasks" / f"{task['id']}.json").read_text())
+    assert record["status"] == "refused" and record["result"]["version"] != task0_model[1]
+
+
+def test_failed_update_changes_nothing_and_rerun_resumes(airflow, task0_model, short_tmp):
+    config = _copy_state(task0_model[0], short_tmp)
+    task = _propose_task1(airflow, short_tmp, config)
+    from graph_store.embedded import EmbeddedGraphStore
+
+    def graph_state():
+        with EmbeddedGraphStore(short_tmp / "graph") as graph:
+            return graph.query("MATCH (n) OPTIONAL MATCH (n)-[r]->() RETURN count(DISTINCT n), count(r)").rows[0], \
+                graph.query("MATCH (c:SchemaClass) RETURN c.name, c.status ORDER BY c.name").rows
+
+    before = graph_state()
+    versions_before = sorted(os.listdir(short_tmp / "models" / "mre" / "versions"))
+    crashed = airflow.run("continual_update", {"fail_after_epoch": 1}, air_env(config))
+    assert crashed["state"] == "failed"
+    assert crashed["tasks"]["update"] == "failed"
+    assert _current(short_tmp) == task0_model[1]
+    assert sorted(os.listdir(short_tmp / "models" / "mre" / "versions")) == versions_before
+    assert graph_state() == before
+    record = json.loads((short_tmp / "tasks" / f"{task['id']}.json").read_text())
+    assert record["status"] == "failed" and "injected failure" in record["result"]["error"]
+
+    rerun = airflow.run("continual_update", {}, air_env(config))
+    assert rerun["state"] == "success", rerun["log"][-3000:]
+    report = rerun["xcom"]["update"]
+    assert report["task"] == task["id"] and report["resumed"] is True
+    assert report["status"] in ("promoted", "refused")
+    record = json.loads((short_tmp / "tasks" / f"{task['id']}.json").read_text())
+    assert [h["status"] for h in record["history"]] == ["proposed", "training", "failed", "training", report["status"]]
