@@ -56,7 +56,7 @@ def graph_type(kind: str, name: str) -> str:
     return relation_type_of(name) if kind == "mre" else name
 
 
-def ingest_labelled(cfg, store: LabelledStore, idle_timeout_s: float = 5.0, max_records: int | None = None) -> tuple[int, int, int]:
+def ingest_labelled(cfg, store: LabelledStore, idle_timeout_s: float = 10.0, max_records: int | None = None) -> tuple[int, int, int]:
     """Move labelled posts from their source into the store; (posts, new examples, dead letters)."""
     from pipeline.dead_letter import DeadLetter
     from pipeline.post import InvalidPost, parse_post

@@ -258,3 +258,46 @@ def test_failed_update_changes_nothing_and_rerun_resumes(airflow, task0_model, s
     assert report["status"] in ("promoted", "refused")
     record = json.loads((short_tmp / "tasks" / f"{task['id']}.json").read_text())
     assert [h["status"] for h in record["history"]] == ["proposed", "training", "failed", "training", report["status"]]
+
+
+def test_dags_use_provider_connections_to_real_kafka_and_neo4j(airflow, neo4j_store, services, topic, short_tmp):
+    """Connections ``mkg_kafka`` and ``mkg_neo4j`` (official providers) point the DAGs at the real servers."""
+    from kafka import KafkaProducer
+
+    from conftest import neo4j_password
+
+    kafka_addr = services.services["kafka"].address
+    host, port = services.services["neo4j"].address.removeprefix("bolt://").split(":")
+    labelled = imre_posts(0, 40, relations=TASK0 | {"None"}, prefix=f"{topic}-")
+    producer = KafkaProducer(bootstrap_servers=kafka_addr, acks="all")
+    for post in labelled:
+        producer.send(f"{topic}.labeled", json.dumps(post).encode())
+    producer.flush()
+    producer.close()
+    config = dag_config(short_tmp, continual={"labelled_path": None, "labelled_topic": f"{topic}.labeled",
+                                              "labelled_group_id": f"g-{topic}-labelled"},
+                        kafka={"topic": topic, "dead_letter_topic": f"{topic}.dead", "poll_timeout_ms": 500,
+                               "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000,
+                               "max_poll_interval_ms": 10000},
+                        extractor={"kind": "spacy"}, source={"follow": False})
+    env = {**air_env(config),
+           "AIRFLOW_CONN_MKG_NEO4J": json.dumps({"conn_type": "neo4j", "host": host, "port": int(port),
+                                                 "login": "neo4j", "password": neo4j_password()}),
+           "AIRFLOW_CONN_MKG_KAFKA": json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_addr}})}
+    detected = airflow.run("detect_novelty", {"unsupervised": False}, env)
+    assert detected["state"] == "success", detected["log"][-3000:]
+    decision = detected["xcom"]["supervised"]
+    assert decision["ingested_posts"] == len(labelled)
+    (task,) = decision["tasks"]
+    rows = neo4j_store.query("MATCH (c:SchemaClass {kind: 'mre'}) WHERE c.task_id = $t RETURN c.name, c.status",
+                             {"t": task["id"]}).rows
+    assert rows == [["/per/per/peer", "proposed"]]
+    again = airflow.run("detect_novelty", {"unsupervised": False}, env)  # offsets were committed
+    assert again["xcom"]["supervised"]["ingested_posts"] == 0 and again["xcom"]["supervised"]["tasks"] == []
+    assert again["tasks"]["announce"] == "skipped"
+
+    archive = write_jsonl(short_tmp / "archive.jsonl", mnre_posts(12))
+    backfilled = airflow.run("backfill", {"paths": [str(archive)]}, env)
+    assert backfilled["state"] == "success", backfilled["log"][-3000:]
+    ids = {r[0] for r in neo4j_store.query("MATCH (p:Post) RETURN p.id").rows}
+    assert {p["id"] for p in mnre_posts(12)} <= ids

@@ -45,3 +45,13 @@ def test_no_secret_is_written_in_the_file():
     text = (ROOT / "docker-compose.yml").read_text()
     assert "mkg-test-password" not in text
     assert "${NEO4J_PASSWORD" in text
+
+
+def test_airflow_and_workers_share_the_model_store_and_use_the_mkg_connections():
+    services = compose()["services"]
+    airflow, worker = services["airflow"], services["worker"]
+    assert any(v.endswith(":/var/lib/mkg") for v in airflow["volumes"])
+    assert any(v.endswith(":/var/lib/mkg") for v in worker["volumes"])
+    assert airflow["environment"]["MKG__EXTRACTOR__MODELS_DIR"] == worker["environment"]["MKG__EXTRACTOR__MODELS_DIR"]
+    assert {"AIRFLOW_CONN_MKG_NEO4J", "AIRFLOW_CONN_MKG_KAFKA"} <= set(airflow["environment"])
+    assert airflow["environment"]["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/mkg/dags"
