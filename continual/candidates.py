@@ -216,6 +216,7 @@ def decide(clusters: Sequence[Cluster], known: dict[str, np.ndarray], stored: Se
     protos = _normalise(np.stack([known[n] for n in names])) if names else None
     cents = _normalise(np.stack([s.centroid for s in stored])) if stored else None
     out: list[Decision] = []
+    taken: set[int] = set()  # one cluster per stored candidate and run; clusters come largest first
     for c in clusters:
         sims = protos @ c.centroid if protos is not None else np.array([])
         near = int(np.argmax(sims)) if len(sims) else -1
@@ -226,9 +227,11 @@ def decide(clusters: Sequence[Cluster], known: dict[str, np.ndarray], stored: Se
             d.action = "sparse"
         else:
             match = cents @ c.centroid if cents is not None else np.array([])
+            match[list(taken)] = -np.inf
             best = int(np.argmax(match)) if len(match) else -1
             if best >= 0 and match[best] >= params.same_candidate_similarity:
                 d.action, d.match = "update", stored[best]
+                taken.add(best)
             elif d.known_similarity >= params.max_known_similarity:
                 d.action = "known"
         out.append(d)

@@ -71,8 +71,19 @@ def known_store(root, groups) -> LabelledStore:
 
 @pytest.fixture(scope="module")
 def minilm():
+    """The real MiniLM, each distinct text embedded once per module (re-runs see the same texts)."""
+    import numpy as np
+
     torch.set_num_threads(2)
-    return MiniLMEmbedder()
+    model, memo = MiniLMEmbedder(), {}
+
+    def embed(texts):
+        todo = sorted({t for t in texts if t not in memo})
+        if todo:
+            memo.update(zip(todo, model(todo)))
+        return np.stack([memo[t] for t in texts])
+
+    return embed
 
 
 def _write_observations(root, groups, observed: datetime) -> dict[str, str]:

@@ -74,6 +74,14 @@ def test_a_cluster_matching_a_stored_candidate_updates_it_whatever_its_status():
     assert d.action == "small" and d.match is None
 
 
+def test_two_clusters_never_update_the_same_stored_candidate():
+    stored = [StoredCandidate("c", RELATION, "pending", np.eye(8)[0])]
+    big, other = cluster_of(around(0, 8, 0.2, seed=3)), cluster_of(around(0, 6, 0.2, seed=4))
+    first, second = decide([big, other], {}, stored, PARAMS)
+    assert (first.action, first.match.id) == ("update", "c")
+    assert second.action == "new" and second.match is None
+
+
 def test_pair_text_masks_names_and_keeps_context():
     tokens = "RT @x : Happy birthday to Bill Gates from all at Microsoft !".split()
     assert pair_text(tokens, (6, 8), (11, 12)) == "RT @x : Happy birthday to [head] from all at [tail] !"
