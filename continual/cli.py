@@ -105,3 +105,54 @@ def cmd_benchmark(args) -> int:
     for kind, path in result["files"].items():
         print(f"{kind}: {path}")
     return 0
+
+
+def add_continual_parser(sub) -> None:
+    """``mkg continual detect|update|tasks``: what the Airflow DAGs run, without Airflow."""
+    p = sub.add_parser("continual", help="detect new classes and run gated continual updates (the DAGs' steps)",
+                       description="The steps of the detect_novelty and continual_update DAGs, for machines "
+                                   "without Airflow: 'detect' ingests labelled posts and proposes a task for "
+                                   "classes the current model does not know (continual.min_examples each); "
+                                   "'update' trains the oldest open task (or --task) with continual.method "
+                                   "(MSPT by default) and promotes the new model only if the gate passes; "
+                                   "'tasks' lists tasks and their state.",
+                       epilog="Example: mkg continual detect --config cfg.yaml && mkg continual update --config cfg.yaml")
+    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = csub.add_parser("detect", help="ingest labelled posts, propose tasks, record the schema in the graph")
+    c.add_argument("--config", help="YAML config file (default: embedded defaults)")
+    c = csub.add_parser("update", help="train one task and promote it through the gate")
+    c.add_argument("--task", help="task id (default: the oldest proposed, interrupted or failed task)")
+    c.add_argument("--config", help="YAML config file (default: embedded defaults)")
+    c = csub.add_parser("tasks", help="list continual tasks with status and scores")
+    c.add_argument("--config", help="YAML config file (default: embedded defaults)")
+    for c in csub.choices.values():
+        c.set_defaults(func=cmd_continual)
+
+
+def cmd_continual(args) -> int:
+    import json
+    from dataclasses import asdict
+
+    from pipeline.config import load_config
+    from pipeline.logs import setup_logging
+    from pipeline.runtime import open_graph
+
+    cfg = load_config(args.config)
+    setup_logging(cfg.logging.level, cfg.logging.format)
+    if args.action == "tasks":
+        from .task_queue import TaskQueue
+
+        print(json.dumps([asdict(t) for t in TaskQueue(cfg.continual.tasks_dir).all()], indent=2))
+        return 0
+    with open_graph(cfg) as graph:
+        graph.ensure_schema()
+        if args.action == "detect":
+            from .novelty import detect_novelty
+
+            print(json.dumps(detect_novelty(cfg, graph).as_dict(), indent=2))
+            return 0
+        from .update import run_update
+
+        report = run_update(cfg, args.task, graph)
+    print(json.dumps(report, indent=2, default=str))
+    return 0 if report.get("status") in ("promoted", "idle") else 3

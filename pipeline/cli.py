@@ -405,9 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     for c in csub.choices.values():
         c.set_defaults(func=cmd_candidates)
 
-    from continual.cli import add_benchmark_parser
+    from continual.cli import add_benchmark_parser, add_continual_parser
 
     add_benchmark_parser(sub)
+    add_continual_parser(sub)
 
     p = sub.add_parser("services", help="start/stop/check the local Kafka and Neo4j servers",
                        description="Resolve Apache Kafka (KRaft) and Neo4j Community from Maven Central with mvn "

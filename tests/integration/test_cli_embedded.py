@@ -22,7 +22,8 @@ def mkg(*args, check=True, **kw):
 @pytest.mark.parametrize("command, words", [
     ([], ["demo", "worker", "backfill", "produce", "query", "services", "train", "evaluate", "MKG_NEO4J_PASSWORD"]),
     (["worker"], ["--config", "dead-letter", "SIGTERM", "--idle-timeout"]),
-    (["backfill"], ["PATH", "gzip", "resumes", "idempotent"]),
+    (["backfill"], ["PATH", "gzip", "resumes", "idempotent", "--start", "--end", "--reextract", "--run-key"]),
+    (["continual"], ["detect", "update", "tasks", "gate", "min_examples"]),
     (["produce"], ["FILE", "--topic"]),
     (["query"], ["cypher", "--params", "--format"]),
     (["services"], ["up", "down", "status", "Maven Central", "KRaft"]),
