@@ -38,6 +38,9 @@ GRAPH_NAME = "mkg"
 INDEXES = (
     "CREATE INDEX FOR (e:Entity) ON (e.key)",
     "CREATE INDEX FOR (p:Post) ON (p.id)",
+    "CREATE INDEX FOR (c:SchemaClass) ON (c.name)",
+    "CREATE INDEX FOR (c:CandidateRelation) ON (c.id)",
+    "CREATE INDEX FOR (c:CandidateType) ON (c.id)",
 )
 
 

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 CONSTRAINTS = (
     "CREATE CONSTRAINT entity_key IF NOT EXISTS FOR (e:Entity) REQUIRE e.key IS UNIQUE",
     "CREATE CONSTRAINT post_id IF NOT EXISTS FOR (p:Post) REQUIRE p.id IS UNIQUE",
+    "CREATE CONSTRAINT schema_class IF NOT EXISTS FOR (c:SchemaClass) REQUIRE (c.kind, c.name) IS UNIQUE",
+    "CREATE CONSTRAINT candidate_relation IF NOT EXISTS FOR (c:CandidateRelation) REQUIRE c.id IS UNIQUE",
+    "CREATE CONSTRAINT candidate_type IF NOT EXISTS FOR (c:CandidateType) REQUIRE c.id IS UNIQUE",
 )
 _OUTAGE = (ServiceUnavailable, SessionExpired, TransientError, ConnectionError, OSError)
 
