@@ -51,7 +51,8 @@ class CompletionModel(nn.Module):
         self.n_relations = n_relations
         d = 2 * cfg.rank
         self.project = nn.Sequential(nn.Linear(cfg.text_dim, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, d))
-        self.residual = nn.Embedding(n_entities if cfg.residual else 0, d)
+        # sparse: a step updates only the rows of the entities it saw (SparseAdam)
+        self.residual = nn.Embedding(n_entities if cfg.residual else 0, d, sparse=True)
         nn.init.zeros_(self.residual.weight)
         self.visual = nn.Linear(cfg.image_dim, d, bias=False) if cfg.image_dim else None
         # start near the identity (1 + 0i): a fresh model ranks by projected text similarity

@@ -3,7 +3,9 @@
 Each step scores a batch of queries ``(e, r, ?)`` against the batch's own
 answers plus ``negatives`` entities drawn uniformly; candidates that are
 known answers of a query (the filter index) are masked out instead of being
-pushed down as false negatives. Loss: cross-entropy over the candidates.
+pushed down as false negatives. The query's own entity is always a candidate
+too: WN18RR-style graphs have no self loops, and a text model must learn not
+to answer "itself". Loss: cross-entropy over the candidates.
 Residual dropout sometimes hides an entity's learned residual, so the text
 projection alone must carry the signal that unseen entities depend on.
 """
@@ -58,7 +60,10 @@ def train_model(model: CompletionModel, feats: EntityFeatures, triples: np.ndarr
     torch.manual_seed(cfg.seed)
     queries = torch.from_numpy(with_inverses(np.asarray(triples, dtype=np.int64).reshape(-1, 3), model.n_relations))
     n_cand = n_candidates or len(feats)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    dense = [p for n, p in model.named_parameters() if not n.startswith("residual.")]
+    opts = [torch.optim.Adam(dense, lr=cfg.lr)]
+    if model.n_known_entities:
+        opts.append(torch.optim.SparseAdam(list(model.residual.parameters()), lr=cfg.lr))
     model.train()
     losses: list[float] = []
     steps = 0
@@ -72,7 +77,7 @@ def train_model(model: CompletionModel, feats: EntityFeatures, triples: np.ndarr
             q = queries[order[s:s + cfg.batch_size]]
             heads, rels, tails = q[:, 0], q[:, 1], q[:, 2]
             neg = torch.randint(0, n_cand, (cfg.negatives,), generator=gen)
-            cands = torch.cat([tails, neg])
+            cands = torch.cat([tails, heads, neg])
             ent = model.entities(feats, torch.cat([heads, cands]), cfg.residual_dropout)
             h_vec, c_vec = ent[:len(heads)], ent[len(heads):]
             qv = model.query(h_vec, rels)
@@ -86,9 +91,11 @@ def train_model(model: CompletionModel, feats: EntityFeatures, triples: np.ndarr
                 k = model.cfg.rank
                 mods = [(v[:, :k] ** 2 + v[:, k:] ** 2).sqrt() for v in (h_vec, model.relation[rels], c_vec[:len(heads)])]
                 loss = loss + cfg.n3 * sum((m ** 3).sum() for m in mods) / len(heads)
-            opt.zero_grad(set_to_none=True)
+            for opt in opts:
+                opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            for opt in opts:
+                opt.step()
             total += loss.item() * len(heads)
             n += len(heads)
             steps += 1
