@@ -160,3 +160,30 @@ def test_threshold_and_top_k():
     assert len([p for p in one.predictions if p.head == "PER:a"]) == 1
     with pytest.raises(ValueError):
         predict(model, feats, snap, top_k=0)
+
+
+def test_inferred_writes_validate_relation_types_and_keep_extracted_edges_apart():
+    from extractors.schema import LabelSchema, SchemaViolation
+    from graph_store.cypher import fact_statement, inferred_statements
+    from graph_store.records import InferredFact
+
+    ok = InferredFact("PER:a", "MEMBER_OF", "ORG:b", 0.9, "completion@v", "t")
+    stmts = inferred_statements([ok] * 3, "run-1", LabelSchema(), batch_rows=2)
+    assert [len(p.get("rows", [])) for _, p in stmts] == [2, 1, 0]  # UNWIND batches, then the stale removal
+    assert "MERGE (h)-[e:MEMBER_OF {inferred: true}]->(t)" in stmts[0][0]
+    assert stmts[-1][1] == {"run_id": "run-1"}
+    assert "{inferred: false}" in fact_statement("MEMBER_OF")
+    for evil in ("MEMBER_OF]->(x) DETACH DELETE x //", "UNKNOWN_RELATION"):
+        with pytest.raises(SchemaViolation):
+            inferred_statements([ok, InferredFact("PER:a", evil, "ORG:b", 0.9, "v", "t")], "r", LabelSchema())
+
+
+def test_complete_command_help_explains_itself(capsys):
+    from pipeline.cli import build_parser
+
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["complete", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--threshold", "--top-k", "--remove-inferred", "--full-retrain", "--config", "inferred: true"):
+        assert option in out
