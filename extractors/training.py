@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -145,7 +146,7 @@ def fit(task, model, train: Sequence, val: Sequence, cfg: TrainConfig, checkpoin
         result.history.append({"epoch": epoch + 1, "train_loss": total / max(n, 1), **{f"val_{k}": v for k, v in val_metrics.items()}})
         log.info("epoch done", extra=result.history[-1])
         if cfg.progress:
-            tqdm.write(f"{task.kind} epoch {epoch + 1}: loss {total / max(n, 1):.4f} val F1 {val_metrics['f1']:.2f}")
+            tqdm.write(f"{task.kind} epoch {epoch + 1}: loss {total / max(n, 1):.4f} val F1 {val_metrics['f1']:.2f}", file=sys.stderr)
         if val_metrics["f1"] > result.best_val["f1"]:
             result.best_epoch, result.best_val = epoch + 1, val_metrics
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}

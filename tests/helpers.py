@@ -136,3 +136,33 @@ def imre_posts(task: int, n: int, *, split: str = "train", labelled: bool = True
     return [post_from_re_example(ex, f"{prefix}imre{task}-{split}-{i}",
                                  f"2026-02-{day:02d}T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z", labelled)
             for i, ex in enumerate(chosen)]
+
+
+def dag_config(tmp: Path, **sections) -> Path:
+    """A YAML config for the DAGs and `mkg continual`: embedded graph, IMRE-sized continual settings."""
+    import yaml
+
+    cfg = {
+        "source": {"kind": "embedded", "path": str(tmp / "stream.jsonl"), "follow": True},
+        "graph": {"backend": "embedded", "embedded_dir": str(tmp / "graph")},
+        "extractor": {"kind": "multimodal", "models_dir": str(tmp / "models"), "relation_threshold": 0.5},
+        "worker": {"batch_size": 8, "dead_letter_path": str(tmp / "dead.jsonl"), "state_dir": str(tmp / "state")},
+        "continual": {"kinds": ["mre"], "labelled_path": str(tmp / "labelled.jsonl"),
+                      "labelled_dir": str(tmp / "labelled"), "tasks_dir": str(tmp / "tasks"),
+                      "work_dir": str(tmp / "work"), "min_examples": 10, "epochs": 2, "lr": 1e-4,
+                      "per_class": 40, "batch_size": 16, "device": "cpu", "gate_max_old_drop": 15.0,
+                      "gate_min_new_f1": 30.0},
+        "novelty": {"observations_dir": str(tmp / "observations")},
+        "logging": {"level": "WARNING", "format": "text"},
+    }
+    for section, values in sections.items():
+        cfg.setdefault(section, {}).update(values)
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def append_jsonl(path: Path, records: list[dict]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec) + "\n")

@@ -17,42 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from helpers import graph_facts, imre_posts, mnre_posts, write_jsonl
+from helpers import append_jsonl, dag_config, graph_facts, imre_posts, mnre_posts, write_jsonl
 
 pytestmark = pytest.mark.integration
 
 TASK0 = {"/per/per/peer"}  # sep10 task 0 (its other relation, religion, has 6 training examples)
 TASK1 = {"/per/org/member_of", "/per/per/charges"}
 N_LABELLED = 160  # labelled posts per task (classes taking turns, None pairs included)
-
-
-def dag_config(tmp: Path, **sections) -> Path:
-    cfg = {
-        "source": {"kind": "embedded", "path": str(tmp / "stream.jsonl"), "follow": True},
-        "graph": {"backend": "embedded", "embedded_dir": str(tmp / "graph")},
-        "extractor": {"kind": "multimodal", "models_dir": str(tmp / "models"), "relation_threshold": 0.5},
-        "worker": {"batch_size": 8, "dead_letter_path": str(tmp / "dead.jsonl"), "state_dir": str(tmp / "state")},
-        "continual": {"kinds": ["mre"], "labelled_path": str(tmp / "labelled.jsonl"),
-                      "labelled_dir": str(tmp / "labelled"), "tasks_dir": str(tmp / "tasks"),
-                      "work_dir": str(tmp / "work"), "min_examples": 10, "epochs": 2, "lr": 1e-4,
-                      "per_class": 40, "batch_size": 16, "device": "cpu", "gate_max_old_drop": 15.0,
-                      "gate_min_new_f1": 30.0},
-        "novelty": {"observations_dir": str(tmp / "observations")},
-        "logging": {"level": "WARNING", "format": "text"},
-    }
-    for section, values in sections.items():
-        cfg.setdefault(section, {}).update(values)
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def append_jsonl(path: Path, records: list[dict]) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec) + "\n")
 
 
 def air_env(config: Path) -> dict:
@@ -295,6 +267,13 @@ def test_dags_use_provider_connections_to_real_kafka_and_neo4j(airflow, neo4j_st
     again = airflow.run("detect_novelty", {"unsupervised": False}, env)  # offsets were committed
     assert again["xcom"]["supervised"]["ingested_posts"] == 0 and again["xcom"]["supervised"]["tasks"] == []
     assert again["tasks"]["announce"] == "skipped"
+    updated = airflow.run("continual_update", {"epochs": 1, "gate_min_new_f1": 0.0}, env)
+    assert updated["state"] == "success", updated["log"][-3000:]
+    report = updated["xcom"]["update"]
+    assert report["status"] == "promoted" and report["task"] == task["id"]
+    rows = neo4j_store.query("MATCH (c:SchemaClass {kind: 'mre', name: '/per/per/peer'}) "
+                             "RETURN c.status, c.model_version, c.learned_at IS NOT NULL").rows
+    assert rows == [["learned", report["version"], True]]
 
     archive = write_jsonl(short_tmp / "archive.jsonl", mnre_posts(12))
     backfilled = airflow.run("backfill", {"paths": [str(archive)]}, env)
