@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+# The Airflow asset a proposed task updates (detect_novelty) and continual_update is scheduled on.
+TASKS_ASSET_URI = "mkg://continual/tasks"
+
 STATUSES = ("proposed", "training", "promoted", "refused", "failed")
 OPEN = ("proposed", "training", "failed")  # still to be (re)run
 

@@ -16,7 +16,9 @@ from datetime import datetime
 
 from airflow.sdk import Asset, Param, dag, task
 
-CONTINUAL_TASKS = Asset("mkg://continual/tasks")
+from continual.task_queue import TASKS_ASSET_URI
+
+CONTINUAL_TASKS = Asset(TASKS_ASSET_URI)
 
 
 @dag(

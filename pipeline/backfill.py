@@ -59,15 +59,21 @@ def date_filter(start: str | date | datetime | None, end: str | date | datetime 
 
 
 def run_backfill(cfg: Config, paths: Sequence[str | Path], run_key: str = "", start=None, end=None,
-                 progress: bool = True) -> dict:
-    """Process ``paths`` once (resuming a previous run with the same key); returns worker metrics."""
+                 progress: bool = True, reextract: bool = False) -> dict:
+    """Process ``paths`` once (resuming a previous run with the same key); returns worker metrics.
+
+    ``reextract`` without a ``run_key`` keys the run by the current model version.
+    """
     from tqdm import tqdm
 
-    from .runtime import running_worker
+    from .runtime import make_extractor, running_worker
     from .sources.files import count_lines
 
     files = [Path(p) for p in paths]
-    with running_worker(cfg, files, run_key=run_key, accept=date_filter(start, end)) as (_, worker):
+    extractor = make_extractor(cfg)  # loaded once: its version may name the run
+    if reextract and not run_key:
+        run_key = extractor.model_version
+    with running_worker(cfg, files, run_key=run_key, accept=date_filter(start, end), extractor=extractor) as (_, worker):
         worker.install_signal_handlers()
         with tqdm(total=count_lines(files), desc="backfill", unit="post", disable=not progress) as bar:
             metrics = worker.run(progress=bar)

@@ -76,18 +76,10 @@ def cmd_backfill(args) -> int:
     from .backfill import expand_archives, run_backfill
 
     cfg = _load(args)
-    if args.reextract and not args.run_key:
-        args.run_key = _current_model_key(cfg)
     result = run_backfill(cfg, expand_archives(args.paths), run_key=args.run_key or "", start=args.start,
-                          end=args.end, progress=not args.no_progress)
+                          end=args.end, progress=not args.no_progress, reextract=args.reextract)
     print(json.dumps(result))
     return 0
-
-
-def _current_model_key(cfg: Config) -> str:
-    from .runtime import make_extractor
-
-    return make_extractor(cfg).model_version
 
 
 def cmd_produce(args) -> int:

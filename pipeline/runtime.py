@@ -114,7 +114,8 @@ def make_worker(cfg: Config, graph: GraphStore, source: Source, dead_letters: De
 
 @contextmanager
 def running_worker(cfg: Config, paths: Sequence[Path] | None = None, run_key: str = "",
-                   accept: Callable[[Post], bool] | None = None) -> Iterator[tuple[GraphStore, Worker]]:
+                   accept: Callable[[Post], bool] | None = None,
+                   extractor: Extractor | None = None) -> Iterator[tuple[GraphStore, Worker]]:
     """Graph (schema ensured), source, dead letters and worker, all closed on exit.
 
     ``accept`` filters posts (e.g. a backfill's date range); the rest are
@@ -126,7 +127,7 @@ def running_worker(cfg: Config, paths: Sequence[Path] | None = None, run_key: st
         source = make_source(cfg, paths, run_key)
         dead, observations = make_dead_letters(cfg), make_observations(cfg)
         try:
-            yield graph, make_worker(cfg, graph, source, dead, observations=observations, accept=accept)
+            yield graph, make_worker(cfg, graph, source, dead, extractor, observations=observations, accept=accept)
         finally:
             source.close()
             dead.close()
