@@ -101,10 +101,11 @@ def run_method(method: str, stream: TaskStream, cfg: BenchmarkConfig, bar: tqdm 
     tasks = []
     for k, task in enumerate(stream.tasks):
         start = time.perf_counter()
+        task_train = learner.relabel(k, task.train, model)  # before growing: the model is the teacher
         torch.manual_seed(cfg.seed + 1000 + k)  # same new rows for every method
         grow(model, task.new_labels)
         learner.begin_task(k, model)
-        train = learner.training_data(task.train)
+        train = learner.training_data(task_train)
         # Without a validation pass a single epoch is kept as is; with more
         # epochs the best on task k's validation data is kept (old data is not
         # available for selection in a continual setting).
@@ -112,7 +113,7 @@ def run_method(method: str, stream: TaskStream, cfg: BenchmarkConfig, bar: tqdm 
         history = fit(adapter, model, train, val, train_cfg, loss_fn=learner.loss, on_step=learner.on_step)
         gold, pred = predict(adapter, model, task.test, device=device)
         scores = score_after_task(stream.kind, gold, pred, [t.new_classes for t in stream.tasks[: k + 1]])
-        learner.end_task(k, model, task.train, task.new_classes)
+        learner.end_task(k, model, task_train, task.new_classes)
         labels = model.labels if stream.kind == "mre" else model.tags
         tasks.append({"task": k, "new_classes": task.new_classes, "A": scores["A"], "U": scores["U"],
                       "per_task_f1": scores["per_task"], "n_labels": len(labels), "train_examples": len(train),

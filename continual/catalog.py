@@ -8,7 +8,7 @@ from __future__ import annotations
 BASELINES = ("finetune", "ewc", "replay", "replay_ewc", "joint")
 METHODS = (*BASELINES, "mspt")
 DEFAULT_METHODS = ("finetune", "ewc", "replay", "replay_ewc", "joint", "mspt")
-COMPONENTS = ("interaction", "distillation", "modulation", "memory")
+COMPONENTS = ("interaction", "distillation", "modulation", "memory", "relabel")
 
 # The paper's settings per task kind (encoder learning rate, modulation
 # strength alpha, distillation weight lambda). Our text encoder is the small

@@ -13,11 +13,16 @@ task ends:
 ``joint``       train on all data seen so far (upper bound)
 ``mspt``        shared-key interaction + attention distillation + gradient
                 modulation + rehearsal memory with prototype selection
+                + teacher relabelling (MNER)
 ==============  ===========================================================
 
 MSPT ablations (the paper's Table 3) switch one component off each:
 ``mspt-no-interaction``, ``mspt-no-distillation``, ``mspt-no-modulation``,
 ``mspt-no-memory``; suffixes combine (``mspt-no-memory-no-modulation``).
+``relabel`` (:mod:`continual.relabel`) is ours, not the paper's: for MNER the
+model as the last task left it tags old types in the new task's sentences,
+whose labels leave them ``O``; ``mspt-no-relabel`` is the paper's method
+(for MRE the component does nothing: relation pairs carry their own label).
 
 Baselines run the plain dual-stream model (``interaction_enabled=False``:
 the top layers attend with their own keys only), as the paper's baselines
@@ -40,6 +45,7 @@ from .ewc import EWC
 from .memory import RehearsalMemory, model_features
 from .modulation import GradientModulator
 from .objectives import forward_parts
+from .relabel import relabel_with_teacher
 
 
 
@@ -52,6 +58,7 @@ class MethodSpec:
     joint: bool = False
     distillation: bool = False
     modulation: bool = False
+    relabel: bool = False
 
 
 _PRESETS = {
@@ -60,7 +67,8 @@ _PRESETS = {
     "replay": MethodSpec("replay", memory="random"),
     "replay_ewc": MethodSpec("replay_ewc", memory="random", ewc=True),
     "joint": MethodSpec("joint", joint=True),
-    "mspt": MethodSpec("mspt", interaction=True, memory="prototype", distillation=True, modulation=True),
+    "mspt": MethodSpec("mspt", interaction=True, memory="prototype", distillation=True, modulation=True,
+                     relabel=True),
 }
 
 
@@ -115,7 +123,9 @@ class ContinualLearner:
         self.distiller = AttentionDistiller(o.lam) if self.spec.distillation else None
         self.modulator = GradientModulator(o.alpha, apply=self.spec.modulation)
         self.seen_train: list = []
+        self.known: list[str] = []  # classes of the tasks before the current one
         self.steps: list[dict] = []
+        self.relabelled: dict[int, int] = {}  # task -> spans the teacher added
         self.task = 0
 
     def prepare(self, model: nn.Module) -> None:
@@ -126,6 +136,18 @@ class ContinualLearner:
         self.modulator.begin_task(k, model)
         if self.distiller is not None:
             self.distiller.task = k
+
+    def relabel(self, k: int, train: Sequence, model: nn.Module) -> list:
+        """Task k's examples with the teacher's spans of old types filled in (MNER, ``relabel`` on).
+
+        Call it before the model grows for task k: ``model`` is then the
+        model as task k-1 left it. Otherwise the examples come back as given.
+        """
+        if not (self.spec.relabel and self.task_adapter.kind == "mner" and self.known):
+            return list(train)
+        train, self.relabelled[k] = relabel_with_teacher(self.task_adapter, model, train, self.known,
+                                                         self.options.device)
+        return train
 
     def training_data(self, train: Sequence) -> list:
         """What task k trains on: its data, plus the memory or everything seen before."""
@@ -168,6 +190,7 @@ class ContinualLearner:
         if self.distiller is not None:
             self.distiller.snapshot(model)
         self.modulator.end_task()
+        self.known.extend(c for c in new_classes if c not in self.known)
         if self.spec.joint:
             self.seen_train.extend(train)
 
@@ -186,7 +209,8 @@ class ContinualLearner:
                 "coeff_text_mean": mean(r.coeff_text for r in mod),
                 "applied_text_mean": mean(r.applied_text for r in mod),
                 "applied_vision_mean": mean(r.applied_vision for r in mod),
-                "memory_exemplars": len(self.memory) if self.memory is not None else 0}
+                "memory_exemplars": len(self.memory) if self.memory is not None else 0,
+                "relabelled_spans": self.relabelled.get(k, 0)}
 
     def save_artifacts(self, folder: Path) -> dict[str, Path]:
         """memory.json and modulation.csv (gamma per step) for this method."""

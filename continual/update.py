@@ -33,7 +33,7 @@ from extractors.encoders import EncoderSpec, build_encoder
 from extractors.schema import NO_RELATION
 from extractors.store import ModelStore
 from extractors.tasks import NERTask, RETask
-from extractors.training import TrainConfig, fit
+from extractors.training import TrainConfig, fit, seed_everything
 
 from .benchmark import grow
 from .catalog import PAPER_DEFAULTS
@@ -84,6 +84,7 @@ def _start(kind: str, models: ModelStore, labelled: LabelledStore, cfg, device: 
     c = cfg.continual
     version = models.current_version(kind)
     if version is None:
+        seed_everything(c.seed)  # the first model's new layers come from the seed, not from the process
         spec = EncoderSpec()
         encoder, tokenizer = build_encoder(spec)
         adapter = RETask(tokenizer) if kind == "mre" else NERTask(tokenizer)
@@ -162,10 +163,12 @@ def _train_and_gate(cfg, task: ContinualTask, queue: TaskQueue, graph, fail_afte
             learner.memory.task_of.update(s.memory.task_of)
         if s.previous_g:
             learner.modulator.averages[s.task_index - 1] = s.previous_g
+        learner.known = list(s.old_classes)
+    task_train = _fit_label_space(kind, labelled.examples(kind, "train", new, with_none_from=new), seen)
+    task_train = learner.relabel(s.task_index, task_train, s.model)  # before growing: the model is the teacher
     torch.manual_seed(c.seed + 1000 + s.task_index)
     grow(s.model, _new_labels(kind, new))
     learner.begin_task(s.task_index, s.model)
-    task_train = _fit_label_space(kind, labelled.examples(kind, "train", new, with_none_from=new), seen)
     task_val = _fit_label_space(kind, labelled.examples(kind, "val", new, with_none_from=new), seen)
     if not task_train:
         raise ValueError(f"task {task.id}: no labelled training examples for {new}")
@@ -174,7 +177,8 @@ def _train_and_gate(cfg, task: ContinualTask, queue: TaskQueue, graph, fail_afte
     resumed = (work / "checkpoint.pt").exists()  # a failed run of this task left its last epoch
     log.info("continual update training", extra={"task": task.id, "classes": new, "base": s.version,
                                                  "train": len(train), "val": len(task_val), "method": spec.name,
-                                                 "resumed": resumed})
+                                                 "resumed": resumed,
+                                                 "relabelled_spans": learner.relabelled.get(s.task_index, 0)})
     history = fit(s.adapter, s.model, train, task_val, train_cfg, checkpoint_dir=work, resume=True,
                   loss_fn=learner.loss, on_step=learner.on_step, stop_after_epoch=fail_after_epoch)
     if fail_after_epoch is not None and fail_after_epoch < c.epochs:
@@ -189,6 +193,7 @@ def _train_and_gate(cfg, task: ContinualTask, queue: TaskQueue, graph, fail_afte
                "old_after": old_after, "gate": gate.as_dict(), "train_examples": len(train),
                "val_examples": len(val_all), "best_epoch": history.best_epoch, "resumed": resumed,
                "memory": learner.memory.counts() if learner.memory is not None else {},
+               "relabelled_spans": learner.relabelled.get(s.task_index, 0),
                "method": spec.name, "seconds": time.perf_counter() - started}
     version = models.save(kind, s.model, s.spec, metrics=metrics, fingerprint=_fingerprint(train),
                           train_config={**train_cfg.__dict__, "method": spec.name, "task": task.id}, parent=s.version)

@@ -10,7 +10,7 @@ from .encoders import EncoderSpec, build_encoder
 from .metrics import ner_entity_prf
 from .store import ModelStore, data_fingerprint
 from .tasks import NERTask, RETask
-from .training import TrainConfig, fit
+from .training import TrainConfig, fit, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ def train(kind: str, data: str | Path, store_root: str | Path, cfg: TrainConfig,
     train_path, val_path = split_file(data, "train"), split_file(data, "val")
     train_ex = read_examples(kind, train_path, limit)
     val_ex = read_examples(kind, val_path, limit // 4 if limit else None)
+    seed_everything(cfg.seed)  # the new layers' initial weights come from the seed, not from the process
     encoder, tokenizer = build_encoder(spec)
     task = RETask(tokenizer) if kind == "mre" else NERTask(tokenizer)
     model = task.build(encoder, task.labels_from(train_ex))

@@ -95,3 +95,4 @@ def test_imner_two_tasks_grow_the_crf(tmp_path):
     mspt, rewc = result["methods"]["mspt"], result["methods"]["replay_ewc"]
     assert mspt["tasks"][0]["l_ad"] == 0.0 and mspt["tasks"][1]["l_ad"] > 0.0
     assert rewc["tasks"][0]["ewc_penalty"] is None and rewc["tasks"][1]["ewc_penalty"] > 0.0
+    assert mspt["tasks"][0]["relabelled_spans"] == 0 and rewc["tasks"][1]["relabelled_spans"] == 0

@@ -34,3 +34,26 @@ def test_new_entity_types_become_an_mner_task_that_trains_and_is_decided(short_t
     assert set(memory["classes"]) == set(task["classes"])
     listed = subprocess.run(mkg + ["tasks", "--config", str(config)], capture_output=True, text=True, timeout=300)
     assert [t["status"] for t in json.loads(listed.stdout)] == ["promoted"]
+
+
+def test_first_model_starts_from_the_configured_seed_not_the_process_state(short_tmp):
+    """Two updates of the same task must train the same model; the first model's new layers are drawn
+    from ``continual.seed`` whatever the process did with the global RNG before."""
+    import hashlib
+
+    import torch
+
+    from continual.labelled import LabelledStore
+    from continual.update import _start
+    from extractors.store import ModelStore
+    from pipeline.config import load_config
+
+    cfg = load_config(dag_config(short_tmp))
+
+    def initial_weights(rng_state: int) -> str:
+        torch.manual_seed(rng_state)
+        torch.rand(rng_state % 97 + 1)  # some earlier, unrelated use of the global generator
+        start = _start("mre", ModelStore(cfg.extractor.models_dir), LabelledStore(short_tmp / "labelled"), cfg, "cpu")
+        return hashlib.sha256(b"".join(t.numpy().tobytes() for t in start.model.state_dict().values())).hexdigest()
+
+    assert initial_weights(1) == initial_weights(12345)

@@ -79,7 +79,7 @@ def task0_model(airflow, tmp_path_factory):
     updated = airflow.run("continual_update", {}, air_env(config))
     assert updated["state"] == "success", updated["log"][-3000:]
     report = updated["xcom"]["update"]
-    assert report["status"] == "promoted", report
+    assert report["status"] == "promoted", json.dumps(report.get("gate"))
     return tmp, report["version"]
 
 
@@ -148,7 +148,7 @@ def test_worker_learns_new_relations_without_restart(airflow, task0_model, short
         updated = airflow.run("continual_update", {}, air_env(config))
         assert updated["state"] == "success", updated["log"][-3000:]
         report = updated["xcom"]["update"]
-        assert report["status"] == "promoted", report
+        assert report["status"] == "promoted", json.dumps(report.get("gate"))
         v2 = report["version"]
         assert report["base_version"] == v1 and _current(tmp) == v2
         assert updated["tasks"]["reextract"] == "success"

@@ -352,6 +352,7 @@ def test_method_names_and_ablations():
     ab = parse_method("mspt-no-memory-no-modulation")
     assert ab.memory is None and not ab.modulation and ab.distillation and ab.interaction
     assert not parse_method("mspt-no-interaction").interaction
+    assert mspt.relabel and not parse_method("mspt-no-relabel").relabel and not parse_method("replay").relabel
     assert parse_method("replay").memory == "random" and not parse_method("replay").interaction
     assert parse_method("replay", baseline_interaction=True).interaction
     assert parse_method("replay_ewc").ewc and parse_method("joint").joint
@@ -380,3 +381,44 @@ def test_benchmark_command_line(capsys):
     assert "entity-level F1" in capsys.readouterr().out
     bad = parser.parse_args(["benchmark", "imre", "--methods", "mspt,nope"])
     assert cmd_benchmark(bad) == 2 and "unknown method 'nope'" in capsys.readouterr().err
+
+
+class _Teacher:
+    """Stands in for the previous task's tagger: returns fixed tag sequences."""
+
+    kind = "mner"
+
+    def __init__(self, tags):
+        self.tags = tags
+
+    def predict(self, model, sentences, device="cpu"):
+        assert len(sentences) == len(self.tags)
+        return [list(t) for t in self.tags]
+
+
+def test_teacher_relabelling_fills_only_o_tokens_with_old_types():
+    from continual.relabel import relabel_with_teacher
+
+    ex = NERExample(("Obama", "visits", "Paris", "with", "Angela", "Merkel"),
+                    ("O", "O", "B-LOC", "O", "O", "O"))
+    teacher = _Teacher([("B-PER", "O", "B-PER", "O", "B-PER", "I-PER")])  # Paris as PER clashes with gold LOC
+    (out,), added = relabel_with_teacher(teacher, None, [ex], ["PER"])
+    assert out.tags == ("B-PER", "O", "B-LOC", "O", "B-PER", "I-PER") and added == 2
+    teacher = _Teacher([("B-LOC", "O", "O", "O", "B-MISC", "I-MISC")])  # LOC is the task's own type; MISC unknown
+    (out,), added = relabel_with_teacher(teacher, None, [ex], ["PER"])
+    assert out == ex and added == 0
+    assert relabel_with_teacher(teacher, None, [ex], []) == ([ex], 0)  # the first task has no teacher
+
+
+def test_learner_relabels_only_after_a_task_and_only_with_the_component():
+    from continual.methods import ContinualLearner, MethodOptions
+
+    teacher = _Teacher([("B-PER", "O")])
+    examples = [NERExample(("Obama", "speaks"), ("O", "O"))]
+    on = ContinualLearner(parse_method("mspt-no-memory-no-distillation"), teacher, MethodOptions())
+    off = ContinualLearner(parse_method("mspt-no-memory-no-distillation-no-relabel"), teacher, MethodOptions())
+    assert on.relabel(0, examples, None) == examples  # nothing learned yet: no teacher
+    for learner in (on, off):
+        learner.end_task(0, torch.nn.Linear(1, 1), examples, ["PER"])
+    assert on.relabel(1, examples, None)[0].tags == ("B-PER", "O") and on.relabelled == {1: 1}
+    assert off.relabel(1, examples, None) == examples and off.relabelled == {}
