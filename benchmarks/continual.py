@@ -3,6 +3,7 @@
 Same options as ``mkg benchmark``:
     python -m benchmarks.continual imre --split sep10 --methods mspt,replay,finetune
     python -m benchmarks.continual imner --order PLOM
+    python -m benchmarks.continual imre --methods mspt-no-memory,mspt --result-name continual_imre_sep10_ablation
     python -m benchmarks.continual imre --tasks 2 --limit 150 --epochs 1 --methods mspt,finetune   # small CI run
 Writes the full report to --out (CSV, JSON, Markdown, plots) and the summary
 to ``benchmarks/results/continual_<benchmark>.json``.
@@ -20,12 +21,15 @@ from .common import write_result
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="benchmark", required=True)
-    add_benchmark_options(sub.add_parser("imre", help="IMRE (relations)"), "mre")
-    add_benchmark_options(sub.add_parser("imner", help="IMNER (entity types)"), "mner")
+    for benchmark, kind, help in (("imre", "mre", "IMRE (relations)"), ("imner", "mner", "IMNER (entity types)")):
+        p = sub.add_parser(benchmark, help=help)
+        add_benchmark_options(p, kind)
+        p.add_argument("--result-name", help="results file name (default continual_<benchmark>, e.g. "
+                                             "continual_imre_sep10); give another to keep an earlier record")
     args = parser.parse_args()
     kind = "mre" if args.benchmark == "imre" else "mner"
     result = run_benchmark(config_from_args(args, kind))
-    name = "continual_" + result["benchmark"].replace("-", "_")
+    name = args.result_name or "continual_" + result["benchmark"].replace("-", "_")
     write_result(name, {**summary(result), "report": result["files"]}, module="benchmarks.continual",
                  notes="text only (the IMRE/IMNER sets ship no images: the vision stream sees the learned "
                        "no-image tokens); A_k on the cumulative test set, U_k on task k's new classes")
