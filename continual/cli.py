@@ -17,7 +17,8 @@ from .streams import DEFAULT_DATA, IMNER_ORDERS, IMRE_SPLITS
 DEFAULT_METHODS = ",".join(_DEFAULTS)
 
 METHODS_HELP = (f"comma-separated methods (default {DEFAULT_METHODS}): {', '.join(METHODS)}; MSPT ablations: "
-                f"mspt-no-<{'|'.join(COMPONENTS)}> (suffixes combine, e.g. mspt-no-memory-no-modulation)")
+                f"mspt-no-<{'|'.join(COMPONENTS)}> (suffixes combine, e.g. mspt-no-memory-no-modulation); "
+                f"a baseline with MSPT's MNER relabelling: <baseline>+relabel, e.g. replay+relabel")
 
 
 def add_benchmark_options(p: argparse.ArgumentParser, kind: str) -> None:

@@ -22,7 +22,8 @@ MSPT ablations (the paper's Table 3) switch one component off each:
 ``relabel`` (:mod:`continual.relabel`) is ours, not the paper's: for MNER the
 model as the last task left it tags old types in the new task's sentences,
 whose labels leave them ``O``; ``mspt-no-relabel`` is the paper's method
-(for MRE the component does nothing: relation pairs carry their own label).
+(for MRE the component does nothing: relation pairs carry their own label),
+and ``<baseline>+relabel`` (e.g. ``replay+relabel``) gives it to a baseline.
 
 Baselines run the plain dual-stream model (``interaction_enabled=False``:
 the top layers attend with their own keys only), as the paper's baselines
@@ -75,6 +76,9 @@ _PRESETS = {
 def parse_method(name: str, baseline_interaction: bool = False) -> MethodSpec:
     """A preset name, or ``mspt`` followed by ``-no-<component>`` suffixes."""
     name = name.strip()
+    if name.endswith("+relabel") and name[: -len("+relabel")] in BASELINES:
+        # a baseline with MSPT's relabelling: how much of MSPT's MNER gain is the relabelling alone
+        return replace(parse_method(name[: -len("+relabel")], baseline_interaction), name=name, relabel=True)
     if name in _PRESETS:
         spec = _PRESETS[name]
         return replace(spec, interaction=True) if baseline_interaction and name in BASELINES else spec
@@ -85,8 +89,8 @@ def parse_method(name: str, baseline_interaction: bool = False) -> MethodSpec:
                 raise ValueError(f"unknown MSPT component {part!r} in {name!r}; components: {', '.join(COMPONENTS)}")
             spec = replace(spec, **{part: None if part == "memory" else False})
         return replace(spec, name=name)
-    raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)} "
-                     f"or mspt-no-<{'|'.join(COMPONENTS)}>")
+    raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}, "
+                     f"mspt-no-<{'|'.join(COMPONENTS)}> or <baseline>+relabel")
 
 
 @dataclass

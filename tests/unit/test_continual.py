@@ -16,7 +16,7 @@ from helpers import SHARED_DATA
 from continual.distillation import AttentionDistiller, asymmetric_attention_loss
 from continual.evaluation import score_after_task
 from continual.memory import RehearsalMemory, kmeans_prototypes, model_features
-from continual.methods import parse_method
+from continual.methods import MethodSpec, parse_method
 from continual.modulation import GradientModulator, coefficient, contribution_scores, modality_parameters
 from continual.objectives import forward_parts
 from continual.report import write_report
@@ -353,10 +353,11 @@ def test_method_names_and_ablations():
     assert ab.memory is None and not ab.modulation and ab.distillation and ab.interaction
     assert not parse_method("mspt-no-interaction").interaction
     assert mspt.relabel and not parse_method("mspt-no-relabel").relabel and not parse_method("replay").relabel
+    assert parse_method("replay+relabel") == MethodSpec("replay+relabel", memory="random", relabel=True)
     assert parse_method("replay").memory == "random" and not parse_method("replay").interaction
     assert parse_method("replay", baseline_interaction=True).interaction
     assert parse_method("replay_ewc").ewc and parse_method("joint").joint
-    for bad in ("mspt-no-fun", "sgd"):
+    for bad in ("mspt-no-fun", "sgd", "mspt+relabel", "sgd+relabel"):
         with pytest.raises(ValueError):
             parse_method(bad)
 
