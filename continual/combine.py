@@ -1,0 +1,127 @@
+"""Put benchmark records of one setting, run separately, into one comparison.
+
+A full-data run of every method does not fit one session on a small machine, so
+methods (and seeds) are run in separate processes, each writing its own record
+(``benchmarks/results/continual_*.json``). This module joins such records into
+one result -- the paper's Table 1 / Figure 3 in our numbers -- and refuses
+records whose settings differ in anything but the methods and the seed, so a
+table never mixes runs that are not comparable. Over several seeds a method's
+A_k is the mean, with the standard deviation beside it.
+"""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+# Settings that may differ between records of one comparison.
+FREE_SETTINGS = ("methods", "out_dir", "progress", "device", "seed")
+
+
+def _setting(record: dict) -> dict:
+    return {k: v for k, v in record["config"].items() if k not in FREE_SETTINGS}
+
+
+def _summary(record: dict) -> dict:
+    """The benchmark summary inside a results file, or the summary itself."""
+    return record.get("metrics", record)
+
+
+def combine(records: list[dict], names: list[str] | None = None) -> dict:
+    """One result with every method of ``records`` (benchmark summaries or results files).
+
+    ``names`` label the records in error messages (e.g. their file names).
+    Raises ValueError if the records are of different benchmarks or settings, or
+    if a method appears twice with the same seed.
+    """
+    summaries = [_summary(r) for r in records]
+    names = names or [f"record {i + 1}" for i in range(len(summaries))]
+    if not summaries:
+        raise ValueError("nothing to combine")
+    first, first_name = summaries[0], names[0]
+    runs: dict[str, dict[int, tuple[str, dict]]] = {}
+    for s, name in zip(summaries, names):
+        if s["benchmark"] != first["benchmark"]:
+            raise ValueError(f"{name} is {s['benchmark']}, {first_name} is {first['benchmark']}")
+        diff = sorted(k for k in set(_setting(s)) | set(_setting(first))
+                      if _setting(s).get(k) != _setting(first).get(k))
+        if diff:
+            raise ValueError(f"{name} and {first_name} differ in " + ", ".join(
+                f"{k} ({_setting(s).get(k)!r} vs {_setting(first).get(k)!r})" for k in diff))
+        seed = s["config"].get("seed")
+        for method, r in s["methods"].items():
+            if seed in runs.setdefault(method, {}):
+                raise ValueError(f"{method} with seed {seed} is in both {runs[method][seed][0]} and {name}; "
+                                 "pass only one of them")
+            runs[method][seed] = (name, r)
+    methods = {}
+    for method, by_seed in runs.items():
+        seeds = sorted(by_seed, key=str)
+        per_seed = [by_seed[s][1] for s in seeds]
+        n_tasks = min(len(r["A"]) for r in per_seed)
+        tasks = []
+        for k in range(n_tasks):
+            a = [r["A"][k] for r in per_seed]
+            u = [r["U"][k] for r in per_seed]
+            tasks.append({"task": k, "new_classes": first["stream"][k]["new_classes"], "A": statistics.fmean(a),
+                          "A_std": statistics.stdev(a) if len(a) > 1 else 0.0, "U": statistics.fmean(u)})
+        methods[method] = {"tasks": tasks, "seeds": seeds,
+                           "final_A": tasks[-1]["A"], "final_A_std": tasks[-1]["A_std"],
+                           "final_A_per_seed": [r["A"][n_tasks - 1] for r in per_seed],
+                           "mean_A": statistics.fmean(statistics.fmean(r["A"][:n_tasks]) for r in per_seed),
+                           "records": [by_seed[s][0] for s in seeds]}
+    return {"benchmark": first["benchmark"], "metric": first["metric"], "stream": first["stream"],
+            "config": {**_setting(first), "seed": sorted({s["config"].get("seed") for s in summaries}, key=str)},
+            "methods": methods}
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def markdown(combined: dict) -> str:
+    """A_k per method (mean over seeds, +- std where there are several), and the final A_k per seed."""
+    n = len(combined["stream"])
+    cfg = combined["config"]
+    lines = [f"A_k ({combined['metric']}, cumulative test set after task k) of {combined['benchmark']}; "
+             f"training examples per task: {cfg.get('limit') or 'all'}, test examples: "
+             f"{cfg.get('test_limit') or 'all'}, epochs {cfg.get('epochs')}, lr {cfg.get('lr')}, "
+             f"seeds {', '.join(map(str, cfg['seed']))}.", "",
+             "| method | seeds | " + " | ".join(f"A_{k + 1}" for k in range(n)) + " | mean A |",
+             "|---|---|" + "---:|" * (n + 1)]
+    for m, r in combined["methods"].items():
+        several = len(r["seeds"]) > 1
+        cells = [_fmt(t["A"]) + (f" ± {t['A_std']:.1f}" if several and t["task"] == n - 1 else "")
+                 for t in r["tasks"]] + ["-"] * (n - len(r["tasks"]))
+        lines.append(f"| {m} | {', '.join(map(str, r['seeds']))} | " + " | ".join(cells) +
+                     f" | {_fmt(r['mean_A'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(combined: dict, path: str | Path) -> Path:
+    """A_k per task for every method; a band of +- one std where there are several seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for m, r in combined["methods"].items():
+        xs = [t["task"] + 1 for t in r["tasks"]]
+        ys = [t["A"] for t in r["tasks"]]
+        label = m if len(r["seeds"]) == 1 else f"{m} ({len(r['seeds'])} seeds)"
+        line, = ax.plot(xs, ys, marker="o", label=label)
+        if len(r["seeds"]) > 1:
+            ax.fill_between(xs, [y - t["A_std"] for y, t in zip(ys, r["tasks"])],
+                            [y + t["A_std"] for y, t in zip(ys, r["tasks"])], color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("task")
+    ax.set_ylabel("A_k (F1, %)")
+    ax.set_title(f"{combined['benchmark']}: F1 on all seen classes after each task")
+    ax.set_xticks(range(1, len(combined["stream"]) + 1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
