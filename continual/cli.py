@@ -8,6 +8,7 @@ and :func:`config_from_args` to run the same thing as a recorded benchmark.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -90,7 +91,32 @@ def add_benchmark_parser(subparsers) -> argparse.ArgumentParser:
                                        "mkg benchmark imner --order PLOM --methods mspt,finetune --limit 200")
     add_benchmark_options(imner, "mner")
     imner.set_defaults(func=cmd_benchmark, benchmark_kind="mner")
+    compare = sub.add_parser(
+        "compare", help="join results of separate runs (methods, seeds) of one setting into one table and plot",
+        description="Put the results of runs made separately (one method or seed per process) side by side: "
+                    "prints the A_k table (mean and std over seeds where a method has several) and writes the "
+                    "plot. Refuses results whose settings differ in anything but the methods and the seed. "
+                    "Example: mkg benchmark compare var/continual/a/results.json var/continual/b/results.json "
+                    "--plot var/continual/a-b.png")
+    compare.add_argument("results", nargs="+", type=Path,
+                         help="results.json of --out folders, or benchmarks/results/continual_*.json records")
+    compare.add_argument("--plot", type=Path, help="write the A_k plot (PNG) here")
+    compare.set_defaults(func=cmd_benchmark_compare)
     return p
+
+
+def cmd_benchmark_compare(args) -> int:
+    from .combine import combine, markdown, plot
+
+    try:
+        combined = combine([json.loads(p.read_text()) for p in args.results], names=[str(p) for p in args.results])
+    except (ValueError, KeyError, OSError, json.JSONDecodeError) as exc:
+        print(f"mkg benchmark compare: {exc}", file=sys.stderr)
+        return 2
+    print(markdown(combined))
+    if args.plot:
+        print(f"accuracy_plot: {plot(combined, args.plot)}")
+    return 0
 
 
 def cmd_benchmark(args) -> int:

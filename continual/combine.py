@@ -22,8 +22,12 @@ def _setting(record: dict) -> dict:
 
 
 def _summary(record: dict) -> dict:
-    """The benchmark summary inside a results file, or the summary itself."""
-    return record.get("metrics", record)
+    """The summary of a record: a ``benchmarks/results`` file, a summary, or a full ``results.json`` of ``--out``."""
+    s = record.get("metrics", record)
+    if any("tasks" in r for r in s["methods"].values()):  # full report: per-task dicts
+        s = {**s, "methods": {m: {"A": [t["A"] for t in r["tasks"]], "U": [t["U"] for t in r["tasks"]]}
+                              for m, r in s["methods"].items()}}
+    return s
 
 
 def combine(records: list[dict], names: list[str] | None = None) -> dict:
@@ -33,8 +37,11 @@ def combine(records: list[dict], names: list[str] | None = None) -> dict:
     Raises ValueError if the records are of different benchmarks or settings, or
     if a method appears twice with the same seed.
     """
+    names = names or [f"record {i + 1}" for i in range(len(records))]
+    for r, name in zip(records, names):
+        if not {"benchmark", "config", "stream", "methods"} <= set(r.get("metrics", r)):
+            raise ValueError(f"{name} is not a continual benchmark result")
     summaries = [_summary(r) for r in records]
-    names = names or [f"record {i + 1}" for i in range(len(summaries))]
     if not summaries:
         raise ValueError("nothing to combine")
     first, first_name = summaries[0], names[0]

@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-from benchmarks.continual_compare import main as compare_main
 from continual.combine import combine, markdown, plot
 
 
@@ -49,13 +48,26 @@ def test_records_of_different_settings_are_refused():
         combine([_record({"replay": [1.0, 2.0]}), other])
 
 
-def test_command_line_prints_the_table_and_writes_the_plot(tmp_path, capsys):
+def test_a_full_report_combines_with_a_record():
+    full = _record({"mspt": [90.0, 40.0]}, wrapped=False)
+    full["methods"] = {"mspt": {"tasks": [{"task": k, "A": a, "U": 1.0} for k, a in enumerate([90.0, 40.0])]}}
+    c = combine([full, _record({"replay": [88.0, 30.0]})])
+    assert c["methods"]["mspt"]["final_A"] == 40.0 and c["methods"]["mspt"]["mean_A"] == 65.0
+    with pytest.raises(ValueError, match="x.json is not a continual benchmark result"):
+        combine([{"benchmark": "b", "metrics": {"mrr": 0.3}}], names=["x.json"])
+
+
+def test_mkg_benchmark_compare_prints_the_table_and_writes_the_plot(tmp_path, capsys):
+    from pipeline.cli import main
+
     paths = []
     for i, methods in enumerate(({"mspt": [90.0, 40.0]}, {"replay": [88.0, 30.0]})):
         paths.append(tmp_path / f"r{i}.json")
         paths[-1].write_text(json.dumps(_record(methods)))
-    compare_main([*map(str, paths), "--plot", str(tmp_path / "plots" / "a.png")])
+    assert main(["benchmark", "compare", *map(str, paths), "--plot", str(tmp_path / "plots" / "a.png")]) == 0
     out = capsys.readouterr().out
     assert "| replay | 42 | 88.00 | 30.00 |" in out
     assert (tmp_path / "plots" / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot(combine([_record({"m": [1.0, 2.0]}, seed=s) for s in (1, 2)]), tmp_path / "b.png").stat().st_size > 0
+    assert main(["benchmark", "compare", str(paths[0]), str(paths[0])]) == 2
+    assert "mspt with seed 42 is in both" in capsys.readouterr().err
