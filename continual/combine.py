@@ -17,6 +17,10 @@ from pathlib import Path
 FREE_SETTINGS = ("methods", "out_dir", "progress", "device", "seed")
 
 
+def _seed_order(seed) -> tuple:
+    return (not isinstance(seed, int), seed if isinstance(seed, int) else str(seed))
+
+
 def _setting(record: dict) -> dict:
     return {k: v for k, v in record["config"].items() if k not in FREE_SETTINGS}
 
@@ -62,7 +66,7 @@ def combine(records: list[dict], names: list[str] | None = None) -> dict:
             runs[method][seed] = (name, r)
     methods = {}
     for method, by_seed in runs.items():
-        seeds = sorted(by_seed, key=str)
+        seeds = sorted(by_seed, key=_seed_order)
         per_seed = [by_seed[s][1] for s in seeds]
         n_tasks = min(len(r["A"]) for r in per_seed)
         tasks = []
@@ -77,7 +81,7 @@ def combine(records: list[dict], names: list[str] | None = None) -> dict:
                            "mean_A": statistics.fmean(statistics.fmean(r["A"][:n_tasks]) for r in per_seed),
                            "records": [by_seed[s][0] for s in seeds]}
     return {"benchmark": first["benchmark"], "metric": first["metric"], "stream": first["stream"],
-            "config": {**_setting(first), "seed": sorted({s["config"].get("seed") for s in summaries}, key=str)},
+            "config": {**_setting(first), "seed": sorted({s["config"].get("seed") for s in summaries}, key=_seed_order)},
             "methods": methods}
 
 
@@ -86,7 +90,7 @@ def _fmt(x: float) -> str:
 
 
 def markdown(combined: dict) -> str:
-    """A_k per method (mean over seeds, +- std where there are several), and the final A_k per seed."""
+    """A_k per method: the mean over seeds, and the final A_k's std where a method has several."""
     n = len(combined["stream"])
     cfg = combined["config"]
     lines = [f"A_k ({combined['metric']}, cumulative test set after task k) of {combined['benchmark']}; "

@@ -28,12 +28,12 @@ def test_methods_of_separate_runs_share_one_table():
 
 def test_seeds_are_averaged_with_their_spread():
     c = combine([_record({"mspt": [90.0, 40.0]}, seed=42), _record({"mspt": [80.0, 50.0], "replay": [1.0, 2.0]},
-                                                                    seed=1)])
+                                                                    seed=1), _record({"joint": [9.0, 9.0]}, seed=10)])
     m = c["methods"]["mspt"]
     assert m["seeds"] == [1, 42] and m["final_A_per_seed"] == [50.0, 40.0]
     assert m["final_A"] == pytest.approx(45.0) and m["final_A_std"] == pytest.approx(7.0711, abs=1e-3)
     assert m["mean_A"] == pytest.approx(65.0) and c["methods"]["replay"]["final_A_std"] == 0.0
-    assert c["config"]["seed"] == [1, 42]
+    assert c["config"]["seed"] == [1, 10, 42]
     assert "45.00 ± 7.1" in markdown(c)
 
 
