@@ -11,7 +11,8 @@ A_k is the mean, with the standard deviation beside it.
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
+
+from .report import _fmt, plot_accuracy
 
 # Settings that may differ between records of one comparison.
 FREE_SETTINGS = ("methods", "out_dir", "progress", "device", "seed")
@@ -85,10 +86,6 @@ def combine(records: list[dict], names: list[str] | None = None) -> dict:
             "methods": methods}
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.2f}"
-
-
 def markdown(combined: dict) -> str:
     """A_k per method: the mean over seeds, and the final A_k's std where a method has several."""
     n = len(combined["stream"])
@@ -108,31 +105,5 @@ def markdown(combined: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(combined: dict, path: str | Path) -> Path:
-    """A_k per task for every method; a band of +- one std where there are several seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for m, r in combined["methods"].items():
-        xs = [t["task"] + 1 for t in r["tasks"]]
-        ys = [t["A"] for t in r["tasks"]]
-        label = m if len(r["seeds"]) == 1 else f"{m} ({len(r['seeds'])} seeds)"
-        line, = ax.plot(xs, ys, marker="o", label=label)
-        if len(r["seeds"]) > 1:
-            ax.fill_between(xs, [y - t["A_std"] for y, t in zip(ys, r["tasks"])],
-                            [y + t["A_std"] for y, t in zip(ys, r["tasks"])], color=line.get_color(), alpha=0.15)
-    ax.set_xlabel("task")
-    ax.set_ylabel("A_k (F1, %)")
-    ax.set_title(f"{combined['benchmark']}: F1 on all seen classes after each task")
-    ax.set_xticks(range(1, len(combined["stream"]) + 1))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+# The plot of a combined result is the benchmark's own A_k plot (it draws the seed bands).
+plot = plot_accuracy

@@ -57,16 +57,25 @@ def write_csv(result: dict, path: Path) -> Path:
     return path
 
 
-def plot_accuracy(result: dict, path: Path) -> Path:
+def plot_accuracy(result: dict, path: str | Path) -> Path:
+    """A_k per task for every method; where a method has several seeds (a
+    :func:`continual.combine.combine` result) a band of +- one std around the mean."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for m, r in result["methods"].items():
         xs = [t["task"] + 1 for t in r["tasks"]]
-        ax.plot(xs, [t["A"] for t in r["tasks"]], marker="o", label=m)
+        ys = [t["A"] for t in r["tasks"]]
+        n_seeds = len(r.get("seeds", [None]))
+        line, = ax.plot(xs, ys, marker="o", label=m if n_seeds == 1 else f"{m} ({n_seeds} seeds)")
+        if n_seeds > 1:
+            ax.fill_between(xs, [y - t["A_std"] for y, t in zip(ys, r["tasks"])],
+                            [y + t["A_std"] for y, t in zip(ys, r["tasks"])], color=line.get_color(), alpha=0.15)
     ax.set_xlabel("task")
     ax.set_ylabel("A_k (F1, %)")
     ax.set_title(f"{result['benchmark']}: F1 on all seen classes after each task")
