@@ -111,6 +111,7 @@ def run_method(method: str, stream: TaskStream, cfg: BenchmarkConfig, bar: tqdm 
         # available for selection in a continual setting).
         val = task.val if cfg.epochs > 1 else []
         history = fit(adapter, model, train, val, train_cfg, loss_fn=learner.loss, on_step=learner.on_step)
+        learner.after_fit(k, model, task_train)
         gold, pred = predict(adapter, model, task.test, device=device)
         scores = score_after_task(stream.kind, gold, pred, [t.new_classes for t in stream.tasks[: k + 1]])
         learner.end_task(k, model, task_train, task.new_classes)

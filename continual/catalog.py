@@ -8,7 +8,9 @@ from __future__ import annotations
 BASELINES = ("finetune", "ewc", "replay", "replay_ewc", "joint")
 METHODS = (*BASELINES, "mspt")
 DEFAULT_METHODS = ("finetune", "ewc", "replay", "replay_ewc", "joint", "mspt")
-COMPONENTS = ("interaction", "distillation", "modulation", "memory", "relabel")
+COMPONENTS = ("interaction", "distillation", "modulation", "memory", "relabel", "balance")
+# MSPT's own additions (not the paper's), which a baseline can take: replay+relabel, replay_ewc+balance
+ADDABLE = ("relabel", "balance")
 
 # The paper's settings per task kind (encoder learning rate, modulation
 # strength alpha, distillation weight lambda). Our text encoder is the small

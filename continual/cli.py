@@ -12,14 +12,15 @@ import json
 import sys
 from pathlib import Path
 
-from .catalog import COMPONENTS, DEFAULT_METHODS as _DEFAULTS, METHODS
+from .catalog import ADDABLE, COMPONENTS, DEFAULT_METHODS as _DEFAULTS, METHODS
 from .streams import DEFAULT_DATA, IMNER_ORDERS, IMRE_SPLITS
 
 DEFAULT_METHODS = ",".join(_DEFAULTS)
 
 METHODS_HELP = (f"comma-separated methods (default {DEFAULT_METHODS}): {', '.join(METHODS)}; MSPT ablations: "
                 f"mspt-no-<{'|'.join(COMPONENTS)}> (suffixes combine, e.g. mspt-no-memory-no-modulation); "
-                f"a baseline with MSPT's MNER relabelling: <baseline>+relabel, e.g. replay+relabel")
+                f"a baseline with MSPT's own components (MNER relabelling, MRE logit adjustment): "
+                f"<baseline>+<{'|'.join(ADDABLE)}>, e.g. replay+relabel, replay_ewc+balance")
 
 
 def add_benchmark_options(p: argparse.ArgumentParser, kind: str) -> None:

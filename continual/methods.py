@@ -13,17 +13,22 @@ task ends:
 ``joint``       train on all data seen so far (upper bound)
 ``mspt``        shared-key interaction + attention distillation + gradient
                 modulation + rehearsal memory with prototype selection
-                + teacher relabelling (MNER)
+                + teacher relabelling (MNER) + logit adjustment (MRE)
 ==============  ===========================================================
 
 MSPT ablations (the paper's Table 3) switch one component off each:
 ``mspt-no-interaction``, ``mspt-no-distillation``, ``mspt-no-modulation``,
 ``mspt-no-memory``; suffixes combine (``mspt-no-memory-no-modulation``).
-``relabel`` (:mod:`continual.relabel`) is ours, not the paper's: for MNER the
-model as the last task left it tags old types in the new task's sentences,
-whose labels leave them ``O``; ``mspt-no-relabel`` is the paper's method
-(for MRE the component does nothing: relation pairs carry their own label),
-and ``<baseline>+relabel`` (e.g. ``replay+relabel``) gives it to a baseline.
+Two components are ours, not the paper's. ``relabel``
+(:mod:`continual.relabel`): for MNER the model as the last task left it tags
+old types in the new task's sentences, whose labels leave them ``O`` (for MRE
+it does nothing: relation pairs carry their own label). ``balance``
+(:mod:`continual.balance`): for MRE, post-hoc logit adjustment by the label
+prior of the last training run, against the bias toward the newest relations
+(for MNER it does nothing). ``mspt-no-relabel-no-balance`` is the paper's
+method, and ``<baseline>+<component>`` (e.g. ``replay+relabel``,
+``replay_ewc+balance``) gives a component to a baseline, so its share of
+MSPT's gain can be measured.
 
 Baselines run the plain dual-stream model (``interaction_enabled=False``:
 the top layers attend with their own keys only), as the paper's baselines
@@ -40,7 +45,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .catalog import BASELINES, COMPONENTS, METHODS, PAPER_DEFAULTS
+from .balance import balance_classifier
+from .catalog import ADDABLE, BASELINES, COMPONENTS, METHODS, PAPER_DEFAULTS
 from .distillation import AttentionDistiller
 from .ewc import EWC
 from .memory import RehearsalMemory, model_features
@@ -60,6 +66,7 @@ class MethodSpec:
     distillation: bool = False
     modulation: bool = False
     relabel: bool = False
+    balance: bool = False
 
 
 _PRESETS = {
@@ -69,16 +76,20 @@ _PRESETS = {
     "replay_ewc": MethodSpec("replay_ewc", memory="random", ewc=True),
     "joint": MethodSpec("joint", joint=True),
     "mspt": MethodSpec("mspt", interaction=True, memory="prototype", distillation=True, modulation=True,
-                     relabel=True),
+                     relabel=True, balance=True),
 }
 
 
 def parse_method(name: str, baseline_interaction: bool = False) -> MethodSpec:
     """A preset name, or ``mspt`` followed by ``-no-<component>`` suffixes."""
     name = name.strip()
-    if name.endswith("+relabel") and name[: -len("+relabel")] in BASELINES:
-        # a baseline with MSPT's relabelling: how much of MSPT's MNER gain is the relabelling alone
-        return replace(parse_method(name[: -len("+relabel")], baseline_interaction), name=name, relabel=True)
+    base, *added = name.split("+")
+    if added:
+        # a baseline with some of MSPT's own components: how much of MSPT's gain they carry alone
+        if base not in BASELINES or not set(added) <= set(ADDABLE):
+            raise ValueError(f"unknown method {name!r}: use <baseline>+<component> with a baseline from "
+                             f"{', '.join(BASELINES)} and components from {', '.join(ADDABLE)}")
+        return replace(parse_method(base, baseline_interaction), name=name, **{c: True for c in added})
     if name in _PRESETS:
         spec = _PRESETS[name]
         return replace(spec, interaction=True) if baseline_interaction and name in BASELINES else spec
@@ -90,7 +101,7 @@ def parse_method(name: str, baseline_interaction: bool = False) -> MethodSpec:
             spec = replace(spec, **{part: None if part == "memory" else False})
         return replace(spec, name=name)
     raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}, "
-                     f"mspt-no-<{'|'.join(COMPONENTS)}> or <baseline>+relabel")
+                     f"mspt-no-<{'|'.join(COMPONENTS)}> or <baseline>+<{'|'.join(ADDABLE)}>")
 
 
 @dataclass
@@ -99,6 +110,7 @@ class MethodOptions:
     lam: float = 1.0  # distillation weight
     per_class: int = 6  # exemplars per class
     ewc_lambda: float = 1000.0
+    tau: float = 1.0  # logit-adjustment strength (balance)
     seed: int = 42
     batch_size: int = 16
     device: str = "cpu"
@@ -130,6 +142,7 @@ class ContinualLearner:
         self.known: list[str] = []  # classes of the tasks before the current one
         self.steps: list[dict] = []
         self.relabelled: dict[int, int] = {}  # task -> spans the teacher added
+        self.adjustment: dict[int, list[float]] = {}  # task -> logit offsets set after it (balance)
         self.task = 0
 
     def prepare(self, model: nn.Module) -> None:
@@ -140,6 +153,13 @@ class ContinualLearner:
         self.modulator.begin_task(k, model)
         if self.distiller is not None:
             self.distiller.task = k
+        if self.balances:
+            # choose the best epoch on the raw logits; the new offsets come in after_fit
+            model.classifier.set_adjustment(None)
+
+    @property
+    def balances(self) -> bool:
+        return self.spec.balance and self.task_adapter.kind == "mre"
 
     def relabel(self, k: int, train: Sequence, model: nn.Module) -> list:
         """Task k's examples with the teacher's spans of old types filled in (MNER, ``relabel`` on).
@@ -182,6 +202,16 @@ class ContinualLearner:
         """The ``on_step`` hook: gradient modulation (logs only when switched off)."""
         self.modulator.on_step(model)
 
+    def after_fit(self, k: int, model: nn.Module, train: Sequence) -> None:
+        """Between training on task k and using the model: the logit adjustment (``balance``).
+
+        ``train`` is the task's own data; the prior is taken over everything the
+        run trained on (with the memory as it was during training).
+        """
+        if self.balances:
+            offsets = balance_classifier(model, self.training_data(train), self.options.tau)
+            self.adjustment[k] = [round(float(x), 4) for x in offsets]
+
     def end_task(self, k: int, model: nn.Module, train: Sequence, new_classes: Sequence[str]) -> None:
         """Keep what the next task needs: exemplars, Fisher, the frozen teacher, G."""
         o = self.options
@@ -214,7 +244,8 @@ class ContinualLearner:
                 "applied_text_mean": mean(r.applied_text for r in mod),
                 "applied_vision_mean": mean(r.applied_vision for r in mod),
                 "memory_exemplars": len(self.memory) if self.memory is not None else 0,
-                "relabelled_spans": self.relabelled.get(k, 0)}
+                "relabelled_spans": self.relabelled.get(k, 0),
+                "adjustment": self.adjustment.get(k)}
 
     def save_artifacts(self, folder: Path) -> dict[str, Path]:
         """memory.json and modulation.csv (gamma per step) for this method."""

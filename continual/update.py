@@ -183,6 +183,7 @@ def _train_and_gate(cfg, task: ContinualTask, queue: TaskQueue, graph, fail_afte
                   loss_fn=learner.loss, on_step=learner.on_step, stop_after_epoch=fail_after_epoch)
     if fail_after_epoch is not None and fail_after_epoch < c.epochs:
         raise InjectedFailure(f"injected failure after epoch {fail_after_epoch}")
+    learner.after_fit(s.task_index, s.model, task_train)
 
     gold, pred = predict(s.adapter, s.model, val_all, device=device)
     old_after = f1_on_classes(kind, gold, pred, s.old_classes) if s.old_classes else None

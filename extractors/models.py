@@ -17,18 +17,38 @@ from .fusion import DualStreamEncoder, StreamOutput
 
 
 class SplitLinear(nn.Module):
-    """W [h_t ; h_v] kept as two matrices; rows can be appended for new classes."""
+    """W [h_t ; h_v] kept as two matrices; rows can be appended for new classes.
+
+    ``adjustment`` is a per-class offset added to the logits at inference
+    only (eval mode): post-hoc logit adjustment (:mod:`continual.balance`)
+    corrects the bias toward the classes the last training run saw most,
+    without changing what training optimises. It is zero unless set, is saved
+    with the model and grows with it.
+    """
 
     def __init__(self, text_dim: int, vision_dim: int, n_out: int) -> None:
         super().__init__()
         self.text = nn.Linear(text_dim, n_out)
         self.vision = nn.Linear(vision_dim, n_out, bias=False)
+        self.register_buffer("adjustment", torch.zeros(n_out))
 
     def forward(self, h_text: torch.Tensor, h_vision: torch.Tensor) -> torch.Tensor:
+        logits = self.raw(h_text, h_vision)
+        return logits if self.training else logits + self.adjustment.to(logits.dtype)
+
+    def raw(self, h_text: torch.Tensor, h_vision: torch.Tensor) -> torch.Tensor:
+        """The logits without the adjustment: what every training loss (and the EWC Fisher) sees."""
         return self.text(h_text) + self.vision(h_vision)
 
     def halves(self, h_text: torch.Tensor, h_vision: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.text(h_text), self.vision(h_vision)
+
+    def set_adjustment(self, offsets: torch.Tensor | None) -> None:
+        """Set (or with ``None`` clear) the inference-time logit offsets, one per class."""
+        if offsets is not None and offsets.shape != self.adjustment.shape:
+            raise ValueError(f"adjustment needs {tuple(self.adjustment.shape)} values, got {tuple(offsets.shape)}")
+        with torch.no_grad():
+            self.adjustment.copy_(offsets if offsets is not None else torch.zeros_like(self.adjustment))
 
     def grow(self, n_new: int) -> None:
         """Append ``n_new`` output rows, keeping the old ones (class-incremental)."""
@@ -41,6 +61,12 @@ class SplitLinear(nn.Module):
                 if old.bias is not None:
                     new.bias[: old.out_features] = old.bias
             setattr(self, name, new)
+        self.adjustment = torch.cat([self.adjustment, self.adjustment.new_zeros(n_new)])
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # model versions saved before the adjustment existed load with none
+        state_dict.setdefault(prefix + "adjustment", torch.zeros(self.text.out_features))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class MREModel(nn.Module):
@@ -71,7 +97,8 @@ class MREModel(nn.Module):
         return self.classifier(h_t, h_v)
 
     def loss(self, batch: REBatch) -> torch.Tensor:
-        return F.cross_entropy(self(batch), batch.labels)
+        h_t, h_v, _ = self.representations(batch)
+        return F.cross_entropy(self.classifier.raw(h_t, h_v), batch.labels)
 
     def add_labels(self, new: list[str]) -> None:
         new = [l for l in new if l not in self.labels]
@@ -122,7 +149,8 @@ class MNERModel(nn.Module):
         return self.emissions(h_t, h_v)
 
     def loss(self, batch: NERBatch) -> torch.Tensor:
-        emissions = self(batch)
+        h_t, h_v, _ = self.word_features(batch)
+        emissions = self.emissions.raw(h_t, h_v)
         return -self.crf(emissions.float(), batch.tags, mask=batch.word_mask, reduction="mean")
 
     def decode(self, batch: NERBatch) -> list[list[str]]:

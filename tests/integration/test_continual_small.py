@@ -76,6 +76,9 @@ def test_mspt_mechanics_in_the_run(small_run):
     task2 = {(s["applied_text"], s["applied_vision"]) for s in steps if s["task"] == 1}
     assert len(task2) == 1  # Remark 1: one coefficient pair (task 1's average) for all of task 2
     assert mspt["spec"]["interaction"] and not finetune["spec"]["interaction"]
+    # balance: logit offsets from the task's label prior; the rare old relations get the larger offsets
+    adj = mspt["tasks"][1]["adjustment"]
+    assert len(adj) == 5 and min(adj[1:3]) > max(adj[3:]) and finetune["tasks"][1]["adjustment"] is None
 
 
 def test_imner_two_tasks_grow_the_crf(tmp_path):
@@ -96,3 +99,4 @@ def test_imner_two_tasks_grow_the_crf(tmp_path):
     assert mspt["tasks"][0]["l_ad"] == 0.0 and mspt["tasks"][1]["l_ad"] > 0.0
     assert rewc["tasks"][0]["ewc_penalty"] is None and rewc["tasks"][1]["ewc_penalty"] > 0.0
     assert mspt["tasks"][0]["relabelled_spans"] == 0 and rewc["tasks"][1]["relabelled_spans"] == 0
+    assert mspt["tasks"][1]["adjustment"] is None  # MNER: relabelling, not logit adjustment

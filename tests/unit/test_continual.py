@@ -354,10 +354,15 @@ def test_method_names_and_ablations():
     assert not parse_method("mspt-no-interaction").interaction
     assert mspt.relabel and not parse_method("mspt-no-relabel").relabel and not parse_method("replay").relabel
     assert parse_method("replay+relabel") == MethodSpec("replay+relabel", memory="random", relabel=True)
+    assert mspt.balance and not parse_method("mspt-no-balance").balance and not parse_method("replay_ewc").balance
+    assert parse_method("replay_ewc+balance") == MethodSpec("replay_ewc+balance", memory="random", ewc=True,
+                                                            balance=True)
+    both = parse_method("finetune+relabel+balance")
+    assert both.relabel and both.balance and both.memory is None
     assert parse_method("replay").memory == "random" and not parse_method("replay").interaction
     assert parse_method("replay", baseline_interaction=True).interaction
     assert parse_method("replay_ewc").ewc and parse_method("joint").joint
-    for bad in ("mspt-no-fun", "sgd", "mspt+relabel", "sgd+relabel"):
+    for bad in ("mspt-no-fun", "sgd", "mspt+relabel", "sgd+relabel", "replay+ewc", "replay+balance+fun"):
         with pytest.raises(ValueError):
             parse_method(bad)
 
