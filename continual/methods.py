@@ -81,7 +81,7 @@ _PRESETS = {
 
 
 def parse_method(name: str, baseline_interaction: bool = False) -> MethodSpec:
-    """A preset name, or ``mspt`` followed by ``-no-<component>`` suffixes."""
+    """A preset name, ``mspt`` followed by ``-no-<component>`` suffixes, or ``<baseline>+<component>``."""
     name = name.strip()
     base, *added = name.split("+")
     if added:
