@@ -99,8 +99,9 @@ def add_benchmark_parser(subparsers) -> argparse.ArgumentParser:
                     "plot. Refuses results whose settings differ in anything but the methods and the seed. "
                     "Example: mkg benchmark compare var/continual/a/results.json var/continual/b/results.json "
                     "--plot var/continual/a-b.png")
-    compare.add_argument("results", nargs="+", type=Path,
-                         help="results.json of --out folders, or benchmarks/results/continual_*.json records")
+    compare.add_argument("results", nargs="+", metavar="RESULTS[:METHOD,...]",
+                         help="results.json of --out folders, or benchmarks/results/continual_*.json records; "
+                              "':replay,ewc' after a file takes only those methods of it")
     compare.add_argument("--plot", type=Path, help="write the A_k plot (PNG) here")
     compare.set_defaults(func=cmd_benchmark_compare)
     return p
@@ -109,8 +110,13 @@ def add_benchmark_parser(subparsers) -> argparse.ArgumentParser:
 def cmd_benchmark_compare(args) -> int:
     from .combine import combine, markdown, plot
 
+    paths, only = [], []
+    for arg in args.results:
+        path, _, methods = arg.partition(":")
+        paths.append(Path(path))
+        only.append([m.strip() for m in methods.split(",") if m.strip()] if methods else None)
     try:
-        combined = combine([json.loads(p.read_text()) for p in args.results], names=[str(p) for p in args.results])
+        combined = combine([json.loads(p.read_text()) for p in paths], names=[str(p) for p in paths], only=only)
     except (ValueError, KeyError, OSError, json.JSONDecodeError) as exc:
         print(f"mkg benchmark compare: {exc}", file=sys.stderr)
         return 2

@@ -35,18 +35,32 @@ def _summary(record: dict) -> dict:
     return s
 
 
-def combine(records: list[dict], names: list[str] | None = None) -> dict:
+def _select(summary: dict, keep: list[str] | None, name: str) -> dict:
+    if keep is None:
+        return summary
+    missing = [m for m in keep if m not in summary["methods"]]
+    if missing:
+        raise ValueError(f"{name} has no {', '.join(missing)} (it has {', '.join(summary['methods'])})")
+    return {**summary, "methods": {m: summary["methods"][m] for m in keep}}
+
+
+def combine(records: list[dict], names: list[str] | None = None,
+            only: list[list[str] | None] | None = None) -> dict:
     """One result with every method of ``records`` (benchmark summaries or results files).
 
     ``names`` label the records in error messages (e.g. their file names).
-    Raises ValueError if the records are of different benchmarks or settings, or
-    if a method appears twice with the same seed.
+    ``only`` (one entry per record, ``None`` for all) takes just some methods
+    of a record, e.g. its baseline when its MSPT run was redone elsewhere.
+    Raises ValueError if the records are of different benchmarks or settings,
+    if a method appears twice with the same seed, or if ``only`` names a
+    method its record does not have.
     """
     names = names or [f"record {i + 1}" for i in range(len(records))]
+    only = only or [None] * len(records)
     for r, name in zip(records, names):
         if not {"benchmark", "config", "stream", "methods"} <= set(r.get("metrics", r)):
             raise ValueError(f"{name} is not a continual benchmark result")
-    summaries = [_summary(r) for r in records]
+    summaries = [_select(_summary(r), keep, name) for r, keep, name in zip(records, only, names)]
     if not summaries:
         raise ValueError("nothing to combine")
     first, first_name = summaries[0], names[0]

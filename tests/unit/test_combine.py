@@ -48,6 +48,14 @@ def test_records_of_different_settings_are_refused():
         combine([_record({"replay": [1.0, 2.0]}), other])
 
 
+def test_only_some_methods_of_a_record_can_be_taken():
+    old = _record({"mspt": [1.0, 2.0], "replay": [3.0, 4.0]})  # its mspt was redone in the second record
+    c = combine([old, _record({"mspt": [5.0, 6.0]})], names=["old.json", "new.json"], only=[["replay"], None])
+    assert c["methods"]["mspt"]["final_A"] == 6.0 and c["methods"]["replay"]["final_A"] == 4.0
+    with pytest.raises(ValueError, match="old.json has no joint"):
+        combine([old], names=["old.json"], only=[["joint"]])
+
+
 def test_a_full_report_combines_with_a_record():
     full = _record({"mspt": [90.0, 40.0]}, wrapped=False)
     full["methods"] = {"mspt": {"tasks": [{"task": k, "A": a, "U": 1.0} for k, a in enumerate([90.0, 40.0])]}}
@@ -71,3 +79,6 @@ def test_mkg_benchmark_compare_prints_the_table_and_writes_the_plot(tmp_path, ca
     assert plot(combine([_record({"m": [1.0, 2.0]}, seed=s) for s in (1, 2)]), tmp_path / "b.png").stat().st_size > 0
     assert main(["benchmark", "compare", str(paths[0]), str(paths[0])]) == 2
     assert "mspt with seed 42 is in both" in capsys.readouterr().err
+    assert main(["benchmark", "compare", str(paths[0]), f"{paths[0]}:mspt"]) == 2
+    assert main(["benchmark", "compare", f"{paths[1]}:replay", f"{paths[0]}:mspt"]) == 0
+    assert "| mspt | 42 | 90.00 | 40.00 |" in capsys.readouterr().out
