@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from continual.benchmark import run_benchmark, summary
-from continual.cli import add_benchmark_options, config_from_args
+from continual.cli import add_benchmark_options, config_from_args, setup_benchmark_logging
 
 from .common import write_result
 
@@ -27,6 +27,7 @@ def main() -> None:
         p.add_argument("--result-name", help="results file name (default continual_<benchmark>, e.g. "
                                              "continual_imre_sep10); give another to keep an earlier record")
     args = parser.parse_args()
+    setup_benchmark_logging(args)
     kind = "mre" if args.benchmark == "imre" else "mner"
     result = run_benchmark(config_from_args(args, kind))
     name = args.result_name or "continual_" + result["benchmark"].replace("-", "_")

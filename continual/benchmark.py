@@ -6,7 +6,10 @@ method gets the same new rows), train with the method's data, loss and
 gradient hook (:func:`extractors.training.fit`), predict the cumulative
 test set once and score A_k (all seen classes) and U_k (task k's classes),
 then let the method keep what it needs (memory, Fisher, teacher, G).
-Results go to an output folder (:mod:`continual.report`).
+Results go to an output folder (:mod:`continual.report`); a full run takes
+minutes to hours per method, so each finished task is also logged and
+appended to ``progress.jsonl`` there at once (an interrupted run keeps what
+it measured, and ``tail -f`` shows how it goes).
 
 Options to limit examples per task, tasks and epochs make a small real run
 possible on a CPU; the full benchmarks are the same code without limits.
@@ -14,6 +17,8 @@ possible on a CPU; the full benchmarks are the same code without limits.
 from __future__ import annotations
 
 import gc
+import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +26,7 @@ from typing import Callable
 
 import torch
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from extractors.encoders import EncoderSpec, build_encoder
 from extractors.tasks import NERTask, RETask
@@ -31,6 +37,9 @@ from .catalog import DEFAULT_METHODS, PAPER_DEFAULTS
 from .methods import ContinualLearner, MethodOptions, parse_method
 from .report import write_report
 from .streams import DEFAULT_DATA, TaskStream, load_stream
+
+log = logging.getLogger(__name__)
+PROGRESS_FILE = "progress.jsonl"
 
 
 @dataclass
@@ -120,6 +129,7 @@ def run_method(method: str, stream: TaskStream, cfg: BenchmarkConfig, bar: tqdm 
                       "per_task_f1": scores["per_task"], "n_labels": len(labels), "train_examples": len(train),
                       "test_examples": len(task.test), "best_epoch": history.best_epoch,
                       "seconds": time.perf_counter() - start, **learner.task_summary(k)})
+        _task_done(method, tasks[-1], artifacts)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(method=method, task=k, A=f"{scores['A']:.1f}")
@@ -134,6 +144,15 @@ def run_method(method: str, stream: TaskStream, cfg: BenchmarkConfig, bar: tqdm 
     return result
 
 
+def _task_done(method: str, task: dict, out: Path | None) -> None:
+    """Log task k's scores and append them to ``progress.jsonl`` as soon as they exist."""
+    brief = {"method": method, **{k: task[k] for k in ("task", "A", "U", "per_task_f1", "best_epoch", "seconds")}}
+    log.info("benchmark task done", extra=brief)
+    if out is not None:
+        with (out / PROGRESS_FILE).open("a") as f:
+            f.write(json.dumps(brief) + "\n")
+
+
 def run_benchmark(cfg: BenchmarkConfig, on_method_done: Callable[[dict], None] | None = None) -> dict:
     """Run every method in ``cfg.methods`` on one stream and write the report."""
     cfg = cfg.resolved()
@@ -143,9 +162,11 @@ def run_benchmark(cfg: BenchmarkConfig, on_method_done: Callable[[dict], None] |
                          val_limit=cfg.val_limit, test_limit=cfg.test_limit, seed=cfg.seed)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / PROGRESS_FILE).write_text("")  # this run's tasks only
     started = time.perf_counter()
     methods = {}
-    with tqdm(total=len(cfg.methods) * len(stream.tasks), desc=f"{stream.name}", disable=not cfg.progress) as bar:
+    with (tqdm(total=len(cfg.methods) * len(stream.tasks), desc=f"{stream.name}", disable=not cfg.progress) as bar,
+          logging_redirect_tqdm()):  # log lines print above the bar, not through it
         for m in cfg.methods:
             methods[m] = run_method(m, stream, cfg, bar, artifacts=out)
             if on_method_done is not None:

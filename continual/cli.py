@@ -56,6 +56,8 @@ def add_benchmark_options(p: argparse.ArgumentParser, kind: str) -> None:
                    help="vision encoder (random-vit-small: tests only)")
     p.add_argument("--out", help="output folder (default var/continual/<benchmark>)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--log-format", choices=["json", "text"], default="json",
+                   help="format of the log lines on stderr, one per epoch and per finished task (default json)")
 
 
 def config_from_args(args, kind: str):
@@ -70,6 +72,12 @@ def config_from_args(args, kind: str):
         per_class=args.memory_per_class, ewc_lambda=args.ewc_lambda, baseline_interaction=args.baseline_interaction,
         seed=args.seed, device=args.device, data=Path(args.data), text=args.text, vision=args.vision,
         out_dir=Path(args.out or Path("var/continual") / name), progress=not args.no_progress)
+
+
+def setup_benchmark_logging(args) -> None:
+    from pipeline.logs import setup_logging
+
+    setup_logging("INFO", args.log_format)
 
 
 def add_benchmark_parser(subparsers) -> argparse.ArgumentParser:
@@ -129,6 +137,7 @@ def cmd_benchmark_compare(args) -> int:
 def cmd_benchmark(args) -> int:
     from .benchmark import run_benchmark
 
+    setup_benchmark_logging(args)
     cfg = config_from_args(args, args.benchmark_kind)
     try:
         result = run_benchmark(cfg)

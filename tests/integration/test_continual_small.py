@@ -41,6 +41,15 @@ def test_report_files_exist(small_run):
     assert "| mspt |" in md and "| finetune |" in md
 
 
+def test_progress_has_each_task_as_it_finished(small_run):
+    result, out = small_run
+    lines = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+    assert [(p["method"], p["task"]) for p in lines] == [("mspt", 0), ("mspt", 1), ("finetune", 0), ("finetune", 1)]
+    for p in lines:
+        task = result["methods"][p["method"]]["tasks"][p["task"]]
+        assert (p["A"], p["U"], p["per_task_f1"]) == (task["A"], task["U"], task["per_task_f1"])
+
+
 def test_the_classifier_grew_and_scores_are_sane(small_run):
     result, _ = small_run
     assert [t["new_classes"] for t in result["stream"]] == [["/per/misc/religion", "/per/per/peer"],
