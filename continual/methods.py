@@ -23,9 +23,10 @@ Two components are ours, not the paper's. ``relabel``
 (:mod:`continual.relabel`): for MNER the model as the last task left it tags
 old types in the new task's sentences, whose labels leave them ``O`` (for MRE
 it does nothing: relation pairs carry their own label). ``balance``
-(:mod:`continual.balance`): for MRE, post-hoc logit adjustment by the label
-prior of the last training run, against the bias toward the newest relations
-(for MNER it does nothing). ``mspt-no-relabel-no-balance`` is the paper's
+(:mod:`continual.balance`): for MRE, post-hoc logit adjustment from the label
+prior of the last training run to the stream's (every task's own data so
+far), against the bias toward the newest relations (for MNER it does
+nothing). ``mspt-no-relabel-no-balance`` is the paper's
 method, and ``<baseline>+<component>`` (e.g. ``replay+relabel``,
 ``replay_ewc+balance``) gives a component to a baseline, so its share of
 MSPT's gain can be measured.
@@ -38,6 +39,7 @@ Figure-4 plot can compare them; only MSPT acts on it.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -45,7 +47,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .balance import balance_classifier
+from .balance import balance_classifier, relation_counts
 from .catalog import ADDABLE, BASELINES, COMPONENTS, METHODS, PAPER_DEFAULTS
 from .distillation import AttentionDistiller
 from .ewc import EWC
@@ -143,6 +145,7 @@ class ContinualLearner:
         self.steps: list[dict] = []
         self.relabelled: dict[int, int] = {}  # task -> spans the teacher added
         self.adjustment: dict[int, list[float]] = {}  # task -> logit offsets set after it (balance)
+        self.stream_counts: Counter = Counter()  # MRE labels in every past task's own data (balance's target)
         self.task = 0
 
     def prepare(self, model: nn.Module) -> None:
@@ -205,11 +208,14 @@ class ContinualLearner:
     def after_fit(self, k: int, model: nn.Module, train: Sequence) -> None:
         """Between training on task k and using the model: the logit adjustment (``balance``).
 
-        ``train`` is the task's own data; the prior is taken over everything the
-        run trained on (with the memory as it was during training).
+        ``train`` is the task's own data. The model learned the label prior of
+        everything the run trained on (with the memory as it was during
+        training); it should serve the stream's: every task's own data so far.
         """
         if self.balances:
-            offsets = balance_classifier(model, self.training_data(train), self.options.tau)
+            trained = relation_counts(self.training_data(train))
+            offsets = balance_classifier(model, trained, self.stream_counts + relation_counts(train),
+                                         self.options.tau)
             self.adjustment[k] = [round(float(x), 4) for x in offsets]
 
     def end_task(self, k: int, model: nn.Module, train: Sequence, new_classes: Sequence[str]) -> None:
@@ -225,6 +231,8 @@ class ContinualLearner:
             self.distiller.snapshot(model)
         self.modulator.end_task()
         self.known.extend(c for c in new_classes if c not in self.known)
+        if self.task_adapter.kind == "mre":
+            self.stream_counts.update(relation_counts(train))
         if self.spec.joint:
             self.seen_train.extend(train)
 

@@ -5,8 +5,9 @@ to the live model store instead of a research stream:
 
 1. load the current version of the task's kind (or build a fresh model when
    there is none yet: the first task), its rehearsal memory and the modulation
-   average G it ended with; the loaded model is also the frozen teacher for
-   attention distillation;
+   average G it ended with, and (MRE) the label counts of every past task's
+   data, the target of the logit adjustment; the loaded model is also the
+   frozen teacher for attention distillation;
 2. grow the output layer by the task's classes, train on the task's labelled
    examples plus the memory (:func:`extractors.training.fit`, checkpointed per
    epoch under ``work_dir/<task id>`` so a failed run resumes);
@@ -35,6 +36,7 @@ from extractors.store import ModelStore
 from extractors.tasks import NERTask, RETask
 from extractors.training import TrainConfig, fit, seed_everything
 
+from .balance import relation_counts
 from .benchmark import grow
 from .catalog import PAPER_DEFAULTS
 from .evaluation import f1_all, f1_on_classes, predict
@@ -47,7 +49,7 @@ from .task_queue import ContinualTask, TaskQueue
 
 log = logging.getLogger(__name__)
 
-CONTINUAL_FILE = "continual.json"  # task index and modulation average G of a version
+CONTINUAL_FILE = "continual.json"  # task index, modulation average G and MRE label counts of a version
 
 
 class InjectedFailure(RuntimeError):
@@ -64,6 +66,7 @@ class _Start:
     task_index: int  # the index of the task being learned now
     memory: RehearsalMemory | None
     previous_g: dict[str, float] | None
+    label_counts: dict[str, int]  # MRE labels of every past task's own data (the balance target)
 
 
 def _new_labels(kind: str, classes: list[str]) -> list[str]:
@@ -89,7 +92,7 @@ def _start(kind: str, models: ModelStore, labelled: LabelledStore, cfg, device: 
         encoder, tokenizer = build_encoder(spec)
         adapter = RETask(tokenizer) if kind == "mre" else NERTask(tokenizer)
         return _Start(adapter.build(encoder, [NO_RELATION] if kind == "mre" else ["O"]), adapter, spec, None, [], 0,
-                      None, None)
+                      None, None, {})
     model, adapter, mcfg = models.load(kind, version, device)
     folder = models.version_dir(kind, version)
     state = json.loads((folder / CONTINUAL_FILE).read_text()) if (folder / CONTINUAL_FILE).exists() else {}
@@ -99,8 +102,11 @@ def _start(kind: str, models: ModelStore, labelled: LabelledStore, cfg, device: 
     else:  # a version trained outside the continual loop (`mkg train`): draw exemplars from labelled data
         memory = RehearsalMemory(kind, c.per_class, "random", c.seed)
         memory.add_task(state.get("task_index", 0), old, labelled.examples(kind, "train", old))
+    counts = state.get("label_counts")
+    if counts is None and kind == "mre":  # a version from outside the loop, or from before counts were kept
+        counts = relation_counts(labelled.examples(kind, "train", old, with_none_from=old))
     return _Start(model, adapter, EncoderSpec(**mcfg["encoder"]), version, old, state.get("task_index", 0) + 1,
-                  memory, state.get("G"))
+                  memory, state.get("G"), dict(counts or {}))
 
 
 def _fingerprint(examples: list) -> str:
@@ -164,6 +170,7 @@ def _train_and_gate(cfg, task: ContinualTask, queue: TaskQueue, graph, fail_afte
         if s.previous_g:
             learner.modulator.averages[s.task_index - 1] = s.previous_g
         learner.known = list(s.old_classes)
+        learner.stream_counts.update(s.label_counts)
     task_train = _fit_label_space(kind, labelled.examples(kind, "train", new, with_none_from=new), seen)
     task_train = learner.relabel(s.task_index, task_train, s.model)  # before growing: the model is the teacher
     torch.manual_seed(c.seed + 1000 + s.task_index)
@@ -203,7 +210,7 @@ def _train_and_gate(cfg, task: ContinualTask, queue: TaskQueue, graph, fail_afte
         learner.memory.save(folder)
     (folder / CONTINUAL_FILE).write_text(json.dumps(
         {"task_index": s.task_index, "task_id": task.id, "classes": new,
-         "G": learner.modulator.averages.get(s.task_index)}, indent=2))
+         "G": learner.modulator.averages.get(s.task_index), "label_counts": dict(learner.stream_counts)}, indent=2))
     shutil.rmtree(work, ignore_errors=True)
     result = {"version": version, "base_version": s.version, **{k: v for k, v in metrics.items() if k != "task_id"}}
     if gate.passed:

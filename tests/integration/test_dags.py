@@ -151,6 +151,8 @@ def test_worker_learns_new_relations_without_restart(airflow, task0_model, short
         assert report["status"] == "promoted", json.dumps(report.get("gate"))
         v2 = report["version"]
         assert report["base_version"] == v1 and _current(tmp) == v2
+        state = json.loads((tmp / "models" / "mre" / "versions" / v2 / "continual.json").read_text())
+        assert TASK0 | TASK1 | {"None"} <= set(state["label_counts"])  # balance's target: every task so far
         assert updated["tasks"]["reextract"] == "success"
 
         append_jsonl(tmp / "stream.jsonl", part2)

@@ -7,23 +7,33 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from continual.balance import balance_classifier, label_prior, logit_adjustment
+from continual.balance import balance_classifier, label_prior, logit_adjustment, relation_counts
 from continual.methods import ContinualLearner, MethodOptions, parse_method
 from extractors.datasets import REExample
 from extractors.models import SplitLinear
 
 
-def _ex(relation: str) -> REExample:
-    return REExample(("a", "b"), ("a", "PER", 0, 1), ("b", "PER", 1, 2), relation)
+def _ex(relation: str, i: int = 0) -> REExample:
+    return REExample(("a", "b", str(i)), ("a", "PER", 0, 1), ("b", "PER", 1, 2), relation)
 
 
 def test_label_prior_counts_with_smoothing_and_refuses_unknown_labels():
-    data = [_ex("None")] * 5 + [_ex("new")] * 3
-    prior = label_prior(["None", "old", "new"], data)
+    counts = relation_counts([_ex("None")] * 5 + [_ex("new")] * 3)
+    prior = label_prior(["None", "old", "new"], counts)
     assert torch.allclose(prior, torch.tensor([6 / 11, 1 / 11, 4 / 11]))
-    assert torch.allclose(logit_adjustment(["None", "old", "new"], data, tau=0.5), -0.5 * prior.log())
     with pytest.raises(ValueError, match="does not have"):
-        label_prior(["None"], data)
+        label_prior(["None"], counts)
+
+
+def test_offsets_move_from_the_trained_prior_to_the_target():
+    labels = ["None", "old", "new"]
+    trained = {"None": 49, "old": 1, "new": 49}  # old: a few exemplars in memory
+    target = {"None": 99, "old": 99, "new": 99}  # old was as frequent when it was new
+    offsets = logit_adjustment(labels, trained, target, tau=0.5)
+    assert offsets[1] - offsets[2] == pytest.approx(0.5 * math.log(50 / 2), rel=1e-5)
+    assert offsets[0] == pytest.approx(offsets[2])
+    # a class rare in its own task stays rare: training already saw it at its natural rate
+    assert torch.allclose(logit_adjustment(labels, trained, trained), torch.zeros(3))
 
 
 def test_adjustment_applies_in_eval_only_grows_and_loads_from_old_versions():
@@ -73,21 +83,32 @@ def test_balancing_turns_a_prediction_from_the_frequent_new_class_to_the_rare_ol
     model.eval()
     x, v = torch.tensor([[1.0, 0.0]]), torch.zeros(1, 2)
     assert model.classifier(x, v).argmax().item() == 2
-    trained_on = [_ex("None")] * 50 + [_ex("new")] * 40 + [_ex("old")] * 2  # the rehearsal imbalance
-    offsets = balance_classifier(model, trained_on)
+    trained_on = {"None": 50, "new": 40, "old": 2}  # the rehearsal imbalance
+    stream = {"None": 100, "new": 40, "old": 40}  # old was as frequent as new in its own task
+    offsets = balance_classifier(model, trained_on, stream)
     assert offsets[1] - offsets[2] == pytest.approx(math.log(41 / 3), rel=1e-5)
     assert model.classifier(x, v).argmax().item() == 1
 
 
-def test_learner_balances_mre_after_fit_clears_at_the_next_task_and_leaves_mner_alone():
+def test_learner_balances_mre_toward_the_stream_clears_at_the_next_task_and_leaves_mner_alone():
     model = _Model(["None", "old", "new"])
-    data = [_ex("None"), _ex("new"), _ex("new")]
-    on = ContinualLearner(parse_method("replay+balance"), _Adapter("mre"), MethodOptions())
-    on.after_fit(0, model, data)
-    assert on.adjustment[0] == pytest.approx(logit_adjustment(model.labels, data).tolist(), abs=1e-4)
-    assert model.classifier.adjustment.abs().sum() > 0
-    on.begin_task(1, model)  # the next task picks its best epoch on raw logits
+    on = ContinualLearner(parse_method("replay+balance"), _Adapter("mre"), MethodOptions(per_class=2))
+    first = [_ex("None", i) for i in range(4)] + [_ex("old", i) for i in range(8)]
+    on.after_fit(0, model, first)
+    assert on.adjustment[0] == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)  # nothing shifted yet
+    on.end_task(0, model, first, ["old"])
+    assert on.stream_counts == {"None": 4, "old": 8}
+    on.begin_task(1, model)
+    data = [_ex("None")] * 4 + [_ex("new")] * 8
+    on.after_fit(1, model, data)
+    trained = relation_counts(on.training_data(data))
+    assert trained["old"] == 2  # the memory keeps a few exemplars of "old"
+    want = logit_adjustment(model.labels, trained, {"None": 8, "old": 8, "new": 8})
+    assert on.adjustment[1] == pytest.approx(want.tolist(), abs=1e-4)
+    assert on.adjustment[1][1] > on.adjustment[1][2] + 0.5  # the rehearsed class gets the larger offset
+    on.begin_task(2, model)  # the next task picks its best epoch on raw logits
     assert model.classifier.adjustment.abs().sum() == 0
+    data = [_ex("None"), _ex("new"), _ex("new")]
     for learner in (ContinualLearner(parse_method("replay"), _Adapter("mre"), MethodOptions()),
                     ContinualLearner(parse_method("mspt"), _Adapter("mner"), MethodOptions())):
         learner.after_fit(0, model, data)
