@@ -27,12 +27,20 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {mem}, no GPU, Python {platform.python_version()}, {platform.system()}"
 
 
-def git_commit() -> str:
+def git_commit(repo: Path = Path(__file__).parent) -> str:
+    """HEAD, with ``-dirty`` when tracked files differ from it (the numbers then come from unrecorded code)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=repo).stdout.strip()
+
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
+        return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+# Taken when the benchmark starts, not when it writes its result hours later: commits made
+# while it ran must not be credited with its numbers.
+STARTED_AT_COMMIT = git_commit()
 
 
 def write_result(name: str, metrics: dict, notes: str = "", module: str | None = None) -> Path:
@@ -45,7 +53,7 @@ def write_result(name: str, metrics: dict, notes: str = "", module: str | None =
         "benchmark": name,
         "metrics": metrics,
         "command": " ".join([Path(sys.executable).name, "-m", module or f"benchmarks.{name}", *sys.argv[1:]]),
-        "git_commit": git_commit(),
+        "git_commit": STARTED_AT_COMMIT,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "notes": notes,
