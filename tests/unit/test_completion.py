@@ -81,8 +81,10 @@ def test_unseen_entity_is_scored_from_its_text_alone():
     feats = _feats(4)  # entity 3 was never trained: no residual row
     ids = torch.arange(4)
     vec = model.entities(feats, ids)
-    assert torch.allclose(vec[3], model.project(feats.text[3]))
-    assert not torch.allclose(vec[0], model.project(feats.text[0]))
+    # batched vs single-row matmuls take different BLAS paths: compare with tolerances
+    # that hold on any of them (the residual row of entity 0 moves it by O(1), far outside)
+    assert torch.allclose(vec[3], model.project(feats.text[3]), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(vec[0], model.project(feats.text[0]), rtol=1e-4, atol=1e-5)
     score = model.scorer(feats)
     before = score(torch.tensor([0]), torch.tensor([1]))[0, 3]
     feats.text[3] = torch.randn(8)
@@ -97,7 +99,8 @@ def test_image_term_is_zero_without_images():
     feats.image, feats.has_image = torch.randn(2, 5), torch.tensor([True, False])
     vec = model.entities(feats, torch.arange(2))
     base = model.project(feats.text)
-    assert torch.allclose(vec[1], base[1]) and not torch.allclose(vec[0], base[0])
+    assert torch.allclose(vec[1], base[1], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(vec[0], base[0], rtol=1e-4, atol=1e-5)
 
 
 def test_warm_start_loads_previous_version_and_maps_by_key(tmp_path):
