@@ -87,6 +87,10 @@ class Extractor(ABC):
 
     name: str
     version: str
+    # Whether ``extract`` looks at ``ExtractionInput.image``. The pipeline only
+    # decodes images for extractors that do: decoding is the costly,
+    # memory-hungry and attack-prone part of a post.
+    uses_images: bool = False
 
     @abstractmethod
     def extract(self, batch: Sequence[ExtractionInput]) -> list[Extraction]:

@@ -23,6 +23,7 @@ from typing import Sequence
 
 import torch
 
+from .adapters import merge_lora
 from .base import (EntityMention, Extraction, ExtractionInput, Extractor, RelationMention, UncertainPair,
                    UncertainSpan)
 from .datasets import REExample
@@ -83,10 +84,13 @@ def tagged_spans(text: str, words, tags, confs) -> list[tuple[int, int, EntityMe
 
 class MultimodalExtractor(Extractor):
     name = "mkg-multimodal"
+    uses_images = True
 
     def __init__(self, models_dir: str | Path, relation_threshold: float = 0.5, device: str = "cpu",
-                 batch_size: int = 32, span_threshold: float = 0.5, max_uncertain_per_post: int = 8) -> None:
-        self.store = ModelStore(models_dir)
+                 batch_size: int = 32, span_threshold: float = 0.5, max_uncertain_per_post: int = 8,
+                 shipped: bool = False) -> None:
+        # shipped: a kind with no promoted version in models_dir uses the version shipped in the package
+        self.store = ModelStore(models_dir, shipped=shipped)
         self.threshold = relation_threshold
         self.span_threshold = span_threshold  # tagged spans below it are recorded as uncertain
         self.max_uncertain = max_uncertain_per_post  # per post and kind (pairs, spans); 0: record none
@@ -108,10 +112,12 @@ class MultimodalExtractor(Extractor):
         mner = mner_task = None
         if mner_v is not None:
             mner, mner_task, _ = self.store.load("mner", mner_v, self.device)
+            merge_lora(mner)
         else:
             log.warning("no current mner model: only posts that carry entity annotations get entities",
                         extra={"models_dir": str(self.store.root)})
         mre, mre_task, _ = self.store.load("mre", mre_v, self.device)
+        merge_lora(mre)  # inference only: adapter versions run as fast as full ones
         return _Models(mner, mner_task, mre, mre_task, f"{mner_v}+{mre_v}")
 
     def known_types(self) -> tuple[set[str], set[str]]:

@@ -7,12 +7,25 @@ from typing import Any
 
 from extractors.schema import LabelSchema
 
-from .cypher import COUNT_INFERRED, REMOVE_INFERRED, batch_statements, inferred_statements
+from .cypher import COUNT_INFERRED, POST_HASHES, REMOVE_INFERRED, batch_statements, inferred_statements
 from .records import GraphBatch, InferredFact
 
 
 class GraphUnavailable(RuntimeError):
-    """The backend cannot be reached right now; the caller may retry later."""
+    """The backend cannot be reached right now; the caller may retry later.
+
+    Transient by definition: an outage, a lock timeout, a full disk. The same
+    batch can succeed once the condition passes, so the worker backs off and
+    retries (up to its limit) and commits nothing meanwhile.
+    """
+
+
+class GraphRejected(RuntimeError):
+    """The backend refused the statements themselves (not transient).
+
+    Retrying the same data fails the same way, so the worker splits the batch
+    to find the post that causes it and dead-letters that post (stage ``graph``).
+    """
 
 
 @dataclass
@@ -40,6 +53,13 @@ class GraphStore(ABC):
         statements = batch_statements(batch, self.schema)
         if statements:
             self._run_write(statements)
+
+    def post_hashes(self, ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """Stored ``(content_hash, text)`` of the posts among ``ids`` (the hash is
+        None for a post written before hashes existed): the conflict check."""
+        if not ids:
+            return {}
+        return {pid: (digest, text) for pid, digest, text in self.query(POST_HASHES, {"ids": ids}).rows}
 
     def execute(self, statements: list[tuple[str, dict]]) -> None:
         """Run fixed, parameterised write statements in one transaction.

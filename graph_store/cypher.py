@@ -66,12 +66,23 @@ COUNT_INFERRED = "MATCH (:Entity)-[e]->(:Entity) WHERE e.inferred = true RETURN 
 REMOVE_INFERRED = "MATCH (:Entity)-[e]->(:Entity) WHERE e.inferred = true DELETE e"
 
 
+# A post is written once: a re-delivery (same content hash) only re-merges its
+# MENTIONS; another post under a used id never replaces the stored one (the
+# worker dead-letters it as a conflict before it gets here; this guard holds
+# when two workers race). A node from before content hashes adopts the hash
+# when its text matches.
 POST_STATEMENT = (
     "UNWIND $rows AS r MERGE (p:Post {id: r.id}) "
-    "SET p.created_at = r.created_at, p.text = r.text, p.author = r.author, p.source = r.source "
-    "WITH p, r UNWIND r.mentions AS k MATCH (e:Entity {key: k}) "
+    "ON CREATE SET p.created_at = r.created_at, p.text = r.text, p.author = r.author, p.source = r.source, "
+    "p.content_hash = r.content_hash "
+    "ON MATCH SET p.content_hash = CASE WHEN p.content_hash IS NULL AND p.text = r.text "
+    "THEN r.content_hash ELSE p.content_hash END "
+    "WITH p, r WHERE p.content_hash = r.content_hash "
+    "UNWIND r.mentions AS k MATCH (e:Entity {key: k}) "
     "MERGE (p)-[m:MENTIONS]->(e) SET m.model_version = r.model_version"
 )
+# Stored content hashes of posts by id (null for a node from before hashes: its text decides).
+POST_HASHES = "MATCH (p:Post) WHERE p.id IN $ids RETURN p.id, p.content_hash, p.text"
 
 
 def batch_statements(batch: GraphBatch, schema: LabelSchema) -> list[tuple[str, dict]]:
@@ -94,7 +105,8 @@ def batch_statements(batch: GraphBatch, schema: LabelSchema) -> list[tuple[str, 
     if batch.posts:
         rows = [
             {"id": p.id, "created_at": p.created_at, "text": p.text, "author": p.author,
-             "source": p.source, "mentions": sorted(set(p.mentions)), "model_version": p.model_version}
+             "source": p.source, "mentions": sorted(set(p.mentions)), "model_version": p.model_version,
+             "content_hash": p.content_hash}
             for p in batch.posts
         ]
         out.append((POST_STATEMENT, {"rows": rows}))

@@ -3,17 +3,24 @@
 The driver's ``execute_write`` already retries transient errors for up to
 ``max_transaction_retry_time``; outages that outlast it surface as
 :class:`GraphUnavailable` and the worker backs off without committing.
+Errors about the statements or their data (``ClientError``, ``DatabaseError``)
+surface as :class:`GraphRejected`: retrying them fails again, so the worker
+splits the batch and dead-letters the post that causes them. A uniqueness
+violation is the exception: our writes only MERGE, so it means two writers
+raced to create one node, and a retry succeeds.
 """
 from __future__ import annotations
 
 import logging
 
 import neo4j
-from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
+from neo4j.exceptions import (
+    ClientError, ConstraintError, DatabaseError, ServiceUnavailable, SessionExpired, TransientError,
+)
 
 from extractors.schema import LabelSchema
 
-from .base import GraphStore, GraphUnavailable, QueryResult
+from .base import GraphRejected, GraphStore, GraphUnavailable, QueryResult
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +31,12 @@ CONSTRAINTS = (
     "CREATE CONSTRAINT candidate_relation IF NOT EXISTS FOR (c:CandidateRelation) REQUIRE c.id IS UNIQUE",
     "CREATE CONSTRAINT candidate_type IF NOT EXISTS FOR (c:CandidateType) REQUIRE c.id IS UNIQUE",
 )
-_OUTAGE = (ServiceUnavailable, SessionExpired, TransientError, ConnectionError, OSError)
+_OUTAGE = (ServiceUnavailable, SessionExpired, TransientError, ConstraintError, ConnectionError, OSError)
+_REJECTED = (ClientError, DatabaseError)
+# Client errors that are about the server or our credentials, not the data:
+# every post would fail the same way, so they must not be dead-lettered.
+_NOT_THE_DATA = ("Neo.ClientError.Security.", "Neo.ClientError.Database.", "Neo.ClientError.General.Forbidden",
+                 "Neo.ClientError.Cluster.")
 
 
 class Neo4jGraphStore(GraphStore):
@@ -70,6 +82,10 @@ class Neo4jGraphStore(GraphStore):
             return fn()
         except _OUTAGE as exc:
             raise GraphUnavailable(f"Neo4j unavailable: {exc}") from exc
+        except _REJECTED as exc:
+            if (getattr(exc, "code", None) or "").startswith(_NOT_THE_DATA):
+                raise GraphUnavailable(f"Neo4j refused the connection or database: {exc}") from exc
+            raise GraphRejected(f"Neo4j refused the statement: {exc}") from exc
 
     def close(self) -> None:
         self._driver.close()

@@ -13,9 +13,24 @@ _SPACE = re.compile(r"\s+")
 _EDGE_PUNCT = " \t\"'`.,;:!?()[]{}<>#@"
 
 
+def invisible_free(value: str) -> str:
+    """``value`` without format characters (Unicode category Cf).
+
+    Zero-width spaces and joiners, bidi marks and overrides, soft hyphens and
+    the BOM render as nothing, so ``PER:\u200bbarack obama`` would be a second
+    node for the same name. They carry no meaning in an entity name.
+    """
+    return "".join(ch for ch in value if unicodedata.category(ch) != "Cf")
+
+
+def clean_name(name: str) -> str:
+    """An entity name as stored: invisible characters removed, whitespace collapsed."""
+    return _SPACE.sub(" ", invisible_free(name)).strip()
+
+
 def canonical_key(entity_type: str, name: str) -> str:
     """Node identity: type plus a normalised surface form (``PER:barack obama``)."""
-    norm = unicodedata.normalize("NFKC", name).casefold()
+    norm = unicodedata.normalize("NFKC", invisible_free(name)).casefold()
     norm = _SPACE.sub(" ", norm).strip(_EDGE_PUNCT)
     return f"{entity_type}:{norm}"
 
@@ -69,6 +84,7 @@ class PostRow:
     source: str | None = None
     mentions: tuple[str, ...] = ()  # entity keys
     model_version: str = ""
+    content_hash: str = ""  # of the whole post: a reused id with other content is a conflict
 
 
 @dataclass

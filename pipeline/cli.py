@@ -4,8 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from .config import SAMPLE_STREAM, Config, ConfigError, load_config
@@ -55,14 +58,24 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _stop_on_signals() -> threading.Event:
+    """SIGTERM/SIGINT set a flag instead of killing the process, from the very
+    start: a signal that arrives while the graph server starts or the models
+    load still lets the worker stop what it started."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
 def cmd_worker(args) -> int:
     from tqdm import tqdm
 
     from .runtime import running_worker
 
+    stop = _stop_on_signals()
     cfg = _load(args)
-    with running_worker(cfg) as (_, worker):
-        worker.install_signal_handlers()
+    with running_worker(cfg, stop=stop) as (_, worker):
         log.info("worker started", extra={"source": cfg.source.kind, "graph": cfg.graph.backend,
                                           "extractor": worker.extractor.model_version})
         with tqdm(desc="posts", unit="post", disable=not args.progress) as bar:
@@ -146,12 +159,19 @@ def cmd_train(args) -> int:
     from extractors.training import TrainConfig
 
     setup_logging("WARNING", "text")
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, head_lr=args.head_lr,
-                      seed=args.seed, device=args.device, progress=not args.no_progress)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    lr = args.lr if args.lr is not None else (5e-4 if args.peft == "lora" else 5e-5)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=lr, head_lr=args.head_lr,
+                      seed=args.seed, device=args.device, progress=not args.no_progress, peft=args.peft,
+                      lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout)
     version, metrics = train(args.kind, args.data, args.models, cfg, EncoderSpec(args.text, args.vision),
-                             limit=args.limit, promote=args.promote, resume=args.resume)
+                             limit=args.limit, promote=args.promote, resume=args.resume, save_dtype=args.save_dtype)
     print(json.dumps({"version": version, "promoted": args.promote, "best_epoch": metrics["best_epoch"],
-                      "val": metrics["val"]}, default=float))
+                      "val": metrics["val"], "train_seconds": metrics["train_seconds"],
+                      "trainable_params": metrics["trainable_params"]}, default=float))
     return 0
 
 
@@ -164,11 +184,61 @@ def cmd_evaluate(args) -> int:
             raise SystemExit("mkg: --spacy evaluates spaCy's NER; use it with 'mner'")
         result = evaluate_spacy_ner(args.data, args.limit)
     else:
-        result = evaluate(args.kind, args.data, args.models, args.version, args.device, args.limit)
+        result = evaluate(args.kind, args.data, args.models, args.version, args.device, args.limit, shipped=True)
+        if args.record:
+            from extractors.store import ModelStore
+
+            store = ModelStore(args.models, shipped=True)
+            if store.is_shipped(args.kind, result["version"]):
+                print(f"mkg: {result['version']} is shipped; its test scores are recorded in the package",
+                      file=sys.stderr)
+            else:
+                store.record_metrics(args.kind, result["version"], "test",
+                                     {k: v for k, v in result.items() if k != "version"})
     text = json.dumps(result, default=float, indent=2)
     print(text)
     if args.json:
         Path(args.json).write_text(text + "\n")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from extractors.store import KINDS, ModelStore
+
+    store = ModelStore(args.models, shipped=True)
+    if args.models_command == "promote":
+        store.promote(args.kind, args.version)
+        print(json.dumps({"kind": args.kind, "current": args.version,
+                          "origin": store.origin(args.kind, args.version)}))
+        return 0
+    rows = []
+    for kind in KINDS:
+        current = store.current_version(kind)
+        for version in store.versions(kind):
+            cfg, folder = store.config(kind, version), store.version_dir(kind, version)
+            try:
+                metrics = store.metrics(kind, version)
+            except FileNotFoundError:
+                metrics = {}
+            test = metrics.get("test") or {}
+            rows.append({"kind": kind, "version": version, "current": version == current,
+                         "origin": store.origin(kind, version), "format": cfg.get("format", "full"),
+                         "mb": round(sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 1e6, 2),
+                         "data_fingerprint": cfg.get("data_fingerprint", ""), "val_f1": (metrics.get("val") or {}).get("f1"),
+                         "test_f1": test.get("f1"), "parent": cfg.get("parent"), "path": str(folder)})
+    if args.json:
+        print(json.dumps(rows, indent=2, default=float))
+        return 0
+    if not rows:
+        print(f"no models in {args.models} and none shipped")
+        return 0
+    fmt = "{:1} {:4} {:32} {:9} {:7} {:>7} {:12} {:>6} {:>6}  {}"
+    print(fmt.format("", "kind", "version", "origin", "format", "MB", "data", "val F1", "test F1", "path"))
+    for r in rows:
+        f1 = lambda v: f"{v:.2f}" if isinstance(v, (int, float)) else "-"
+        print(fmt.format("*" if r["current"] else "", r["kind"], r["version"], r["origin"], r["format"],
+                         f"{r['mb']:.2f}", r["data_fingerprint"][:12], f1(r["val_f1"]), f1(r["test_f1"]), r["path"]))
+    print("* current (a kind with no version promoted in the store uses the shipped one when extractor.kind is auto)")
     return 0
 
 
@@ -311,8 +381,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="var/models", help="model store folder (default var/models)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=5e-5, help="encoder learning rate")
+    p.add_argument("--lr", type=float, default=None,
+                   help="encoder learning rate (the LoRA adapters' with --peft lora); default 5e-5, with LoRA 5e-4")
     p.add_argument("--head-lr", type=float, default=1e-3, help="classifier/CRF/key-bank learning rate")
+    p.add_argument("--peft", choices=["none", "lora"], default="none",
+                   help="none: fine-tune every text-encoder weight (default); lora: LoRA adapters on the text "
+                        "stream, base encoders frozen, the version holds only what training changed (a few MB)")
+    p.add_argument("--lora-r", type=int, default=16, help="LoRA rank (default 16)")
+    p.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
+    p.add_argument("--lora-dropout", type=float, default=0.1)
+    p.add_argument("--save-dtype", choices=["float32", "float16"], default="float32",
+                   help="dtype of the saved weights (float16 halves a version; upcast at load)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (on a shared machine 1 can be much faster "
+                                                  "than contending for every core)")
     p.add_argument("--limit", type=int, help="use only the first N training examples (N/4 validation)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -330,12 +411,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=["mre", "mner"])
     p.add_argument("--data", required=True, help="test file, or a folder with the test split")
     p.add_argument("--models", default="var/models")
-    p.add_argument("--version", help="model version (default: current)")
+    p.add_argument("--version", help="model version (default: current; the shipped one if none is promoted)")
     p.add_argument("--limit", type=int, help="only the first N test examples")
     p.add_argument("--device", default="cpu")
     p.add_argument("--spacy", action="store_true", help="evaluate spaCy en_core_web_sm NER (mner only)")
     p.add_argument("--json", help="also write the result to this file")
+    p.add_argument("--record", action="store_true",
+                   help="also store the scores as the version's test metrics (shown by `mkg models list`)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("models", help="list the installed extractor versions, or promote one",
+                       description="The model store's versions and the ones shipped in the package: where each "
+                                   "came from (shipped / trained / continual), its format (adapter: LoRA weights "
+                                   "only; full), size, training-data fingerprint and val/test F1. A kind with no "
+                                   "version promoted in the store uses the shipped one (extractor.kind: auto).")
+    store_arg = argparse.ArgumentParser(add_help=False)
+    store_arg.add_argument("--models", default="var/models", help="model store folder (default var/models)")
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    m = msub.add_parser("list", parents=[store_arg], help="every version, with origin, data fingerprint and val/test F1")
+    m.add_argument("--json", action="store_true", help="JSON instead of a table")
+    m = msub.add_parser("promote", parents=[store_arg],
+                        help="make a version (trained, continual or shipped) the current one")
+    m.add_argument("kind", choices=["mre", "mner"])
+    m.add_argument("version")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("complete", help="link-prediction completion: add inferred facts to the graph",
                        description="Snapshot the graph's extracted facts (never inferred ones), train a text-aware "
@@ -423,6 +522,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # Start-up and shutdown failures a user can act on (a missing file, a
+        # folder that cannot be written, a graph that stayed down) are one
+        # line, not a traceback; MKG_DEBUG=1 shows the traceback.
+        from graph_store.base import GraphUnavailable
+
+        from .worker import GraphDown
+
+        if os.environ.get("MKG_DEBUG") or not isinstance(exc, (OSError, GraphUnavailable, GraphDown)):
+            raise
+        print(f"mkg: error: {exc}", file=sys.stderr)
+        return 3 if isinstance(exc, GraphDown) else 1
 
 
 if __name__ == "__main__":

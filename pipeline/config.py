@@ -89,6 +89,24 @@ class WorkerConfig(_Section):
     state_dir: Path = Path("var/state")  # committed positions of file sources
     retry_initial_s: float = Field(0.5, gt=0)
     retry_max_s: float = Field(10.0, gt=0)
+    # How long the graph may stay unavailable (outage, full disk) before the
+    # worker stops with a clear error instead of waiting forever; None: forever.
+    retry_limit_s: float | None = Field(300.0, gt=0)
+
+
+class ImagesConfig(_Section):
+    """Where post images may be read from, and how large they may be.
+
+    ``image.path`` in a post is only honoured inside ``roots`` (symlinks are
+    resolved first, so none leads out); with no roots, posts must carry their
+    image as base64. The caps apply before reading (bytes) and before
+    decoding (pixels); decoded images are reduced to ``max_side`` at once.
+    """
+
+    roots: list[Path] = []
+    max_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(40_000_000, ge=1024)
+    max_side: int = Field(448, ge=32, le=8192)
 
 
 class ContinualConfig(_Section):
@@ -171,6 +189,7 @@ class Config(_Section):
     graph: GraphConfig = GraphConfig()
     extractor: ExtractorConfig = ExtractorConfig()
     worker: WorkerConfig = WorkerConfig()
+    images: ImagesConfig = ImagesConfig()
     continual: ContinualConfig = ContinualConfig()
     completion: CompletionConfig = CompletionConfig()
     novelty: NoveltyConfig = NoveltyConfig()

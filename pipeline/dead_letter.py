@@ -4,12 +4,17 @@ A dead letter holds the original payload untouched (as UTF-8 text when it
 decodes, else base64), the stage that failed, the reason and where the record
 came from, so it can be inspected and replayed. Sinks are flushed before the
 source commits, so a rejected post is never lost either.
+
+Each letter is keyed by its record's source position. A crash after the
+flush but before the commit re-delivers the batch; the sinks skip keys they
+already hold, so a post is dead-lettered once, not once per restart.
 """
 from __future__ import annotations
 
 import base64
 import json
 import os
+import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -18,23 +23,28 @@ from pathlib import Path
 from .sources.base import SourceRecord
 
 
+STAGES = ("parse", "image", "conflict", "extract", "schema", "graph")
+
+
 @dataclass(frozen=True)
 class DeadLetter:
-    stage: str  # parse | image | extract | schema
+    stage: str  # one of STAGES
     reason: str
     origin: str
     payload: str
     payload_encoding: str  # utf-8 | base64
     failed_at: str
+    key: str = ""  # the record's source position (SourceRecord.key)
+    error_type: str = ""  # the exception's class name, when one was raised
 
     @classmethod
-    def of(cls, record: SourceRecord, stage: str, reason: str) -> "DeadLetter":
+    def of(cls, record: SourceRecord, stage: str, reason: str, error_type: str = "") -> "DeadLetter":
         try:
             payload, encoding = record.payload.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             payload, encoding = base64.b64encode(record.payload).decode("ascii"), "base64"
         now = datetime.now(timezone.utc).isoformat()
-        return cls(stage, reason, record.origin, payload, encoding, now)
+        return cls(stage, reason, record.origin, payload, encoding, now, record.key, error_type)
 
     def original_payload(self) -> bytes:
         return base64.b64decode(self.payload) if self.payload_encoding == "base64" else self.payload.encode("utf-8")
@@ -56,14 +66,25 @@ class DeadLetterSink(ABC):
 
 
 class FileDeadLetterSink(DeadLetterSink):
-    """JSON lines in a local file (embedded mode)."""
+    """JSON lines in a local file (embedded mode).
+
+    On open it drops a torn last line (a crash mid-write) and learns the keys
+    already written, so re-delivered records are not written twice.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "ab")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._keys = _repair_and_read_keys(self.path)
+            self._fh = open(self.path, "ab")
+        except OSError as exc:
+            raise OSError(f"dead-letter file {self.path} cannot be written: {exc.strerror or exc}") from exc
 
     def send(self, letter: DeadLetter) -> None:
+        if letter.key and letter.key in self._keys:
+            return
+        self._keys.add(letter.key)
         self._fh.write(letter.to_json() + b"\n")
 
     def flush(self) -> None:
@@ -76,18 +97,31 @@ class FileDeadLetterSink(DeadLetterSink):
 
 
 class KafkaDeadLetterSink(DeadLetterSink):
-    """A dead-letter topic; the reason also travels as record headers."""
+    """A dead-letter topic; the reason also travels as record headers.
+
+    Records are keyed by source position. At start-up the sink reads the keys
+    already on the topic (keys only; the topic holds failures, not the stream),
+    so a worker restarted over an uncommitted batch does not send its dead
+    letters again. Members of one group that take over each other's
+    partitions may still repeat a letter; the key makes it recognisable, and a
+    compacted dead-letter topic keeps one per key.
+    """
 
     def __init__(self, cfg) -> None:
         from kafka import KafkaProducer
 
         self._topic = cfg.dead_letter_topic
+        self._keys = _topic_keys(cfg)
         self._producer = KafkaProducer(acks="all", max_request_size=cfg.max_message_bytes, **cfg.client_options())
         self._futures: list = []
 
     def send(self, letter: DeadLetter) -> None:
+        if letter.key and letter.key in self._keys:
+            return
+        self._keys.add(letter.key)
         headers = [("mkg.stage", letter.stage.encode()), ("mkg.reason", letter.reason.encode()[:1000])]
-        self._futures.append(self._producer.send(self._topic, value=letter.to_json(), headers=headers))
+        self._futures.append(self._producer.send(self._topic, key=letter.key.encode() or None,
+                                                 value=letter.to_json(), headers=headers))
 
     def flush(self) -> None:
         self._producer.flush()
@@ -98,6 +132,51 @@ class KafkaDeadLetterSink(DeadLetterSink):
     def close(self) -> None:
         self.flush()
         self._producer.close()
+
+
+def _topic_keys(cfg) -> set[str]:
+    """Keys of every record on the dead-letter topic (empty if it does not exist yet)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, consumer_timeout_ms=2000,
+                             max_partition_fetch_bytes=cfg.max_message_bytes, **cfg.client_options())
+    try:
+        partitions = consumer.partitions_for_topic(cfg.dead_letter_topic) or set()
+        tps = [TopicPartition(cfg.dead_letter_topic, p) for p in sorted(partitions)]
+        if not tps:
+            return set()
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        keys: set[str] = set()
+        deadline = time.monotonic() + 120
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read the keys of dead-letter topic {cfg.dead_letter_topic} in 120 s")
+            got = consumer.poll(timeout_ms=1000)
+            for messages in got.values():
+                keys.update(m.key.decode("utf-8", "replace") for m in messages if m.key)
+        return keys
+    finally:
+        consumer.close()
+
+
+def _repair_and_read_keys(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):  # a torn write: the record was never committed, it comes again
+        with open(path, "r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+        data = data[: data.rfind(b"\n") + 1]
+    keys = set()
+    for line in data.splitlines():
+        try:
+            keys.add(json.loads(line).get("key", ""))
+        except (ValueError, AttributeError):  # not a letter this sink wrote; leave it be
+            continue
+    keys.discard("")
+    return keys
 
 
 def read_dead_letters(path: str | Path) -> list[DeadLetter]:

@@ -6,18 +6,23 @@ carries and what an operator reads.
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import io
+import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator, model_validator
 
+from graph_store.records import invisible_free
+
 MAX_TEXT_CHARS = 20_000
-MAX_IMAGE_BYTES = 8 * 1024 * 1024
 MAX_PAYLOAD_BYTES = 12 * 1024 * 1024
+# Posts dated outside this window are refused: before it no social network
+# existed, after it a clock or a producer is broken, and datetimes near the
+# ends of Python's range overflow when converted to UTC.
+MIN_CREATED_AT = datetime(1990, 1, 1, tzinfo=timezone.utc)
+MAX_CREATED_AT = datetime(2100, 1, 1, tzinfo=timezone.utc)
+MAX_NESTING = 32  # a post is a few levels deep; deeper JSON is refused before it can recurse
 
 
 class InvalidPost(ValueError):
@@ -28,12 +33,54 @@ class InvalidPost(ValueError):
         self.reason = reason
 
 
+def _bad_character(value: str) -> str | None:
+    """Why ``value`` cannot be stored: NUL ends C strings in the graph engines,
+    lone surrogates cannot be encoded as UTF-8; None when it is fine."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    for ch in value:
+        if "\ud800" <= ch <= "\udfff":
+            return f"contains a lone surrogate (U+{ord(ch):04X})"
+    return None
+
+
+def _check_strings(obj: object) -> None:
+    """Refuse NUL, lone surrogates and excessive nesting anywhere in a decoded post.
+
+    Iterative, so hostile nesting cannot exhaust the stack here. Raises
+    ValueError (pydantic turns it into a validation error) naming the field:
+    ``author``, ``annotations.entities.0.type``, a key.
+    """
+    stack: list[tuple[object, str, int]] = [(obj, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise ValueError(f"{where or 'post'}: nested more than {MAX_NESTING} levels")
+        if isinstance(value, str):
+            if (why := _bad_character(value)) is not None:
+                raise ValueError(f"{where or 'post'}: {why}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                path = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and (why := _bad_character(key)) is not None:
+                    raise ValueError(f"{where or 'post'}: a key {why}")
+                stack.append((item, path, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}.{i}", depth + 1) for i, item in enumerate(value))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class Image(_Strict):
-    """An image given either as a local file path or as base64 bytes (no URLs)."""
+    """An image given either as a local file path or as base64 bytes (no URLs).
+
+    Only the reference is validated here. Reading and decoding are the image
+    stage's job (:mod:`pipeline.images`): it confines paths to the configured
+    folders, caps bytes and pixels, and decodes only for extractors that use
+    images.
+    """
 
     path: StrictStr | None = None
     base64: StrictStr | None = None
@@ -44,37 +91,7 @@ class Image(_Strict):
             raise ValueError("give exactly one of image.path or image.base64")
         if self.path is not None and "://" in self.path:
             raise ValueError("image.path must be a local file path, not a URL")
-        if self.base64 is not None:
-            _check_image_bytes(self.data())
         return self
-
-    def data(self) -> bytes:
-        """The raw image bytes (read from disk for a path)."""
-        if self.base64 is not None:
-            try:
-                return base64.b64decode(self.base64, validate=True)
-            except binascii.Error as exc:
-                raise ValueError(f"image.base64 is not valid base64: {exc}") from None
-        with open(self.path, "rb") as fh:  # type: ignore[arg-type]
-            return fh.read()
-
-    def open(self):
-        """A decoded Pillow image in RGB."""
-        from PIL import Image as PILImage
-
-        return PILImage.open(io.BytesIO(self.data())).convert("RGB")
-
-
-def _check_image_bytes(data: bytes) -> None:
-    from PIL import Image as PILImage, UnidentifiedImageError
-
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ValueError(f"image is {len(data)} bytes, more than {MAX_IMAGE_BYTES}")
-    try:
-        with PILImage.open(io.BytesIO(data)) as im:
-            im.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"image bytes are not a decodable image: {exc}") from None
 
 
 class EntityAnnotation(_Strict):
@@ -102,7 +119,7 @@ class Annotations(_Strict):
 class Post(_Strict):
     """One social-media post."""
 
-    id: Annotated[StrictStr, Field(min_length=1, max_length=256)]
+    id: Annotated[StrictStr, Field(min_length=1, max_length=256)]  # surrounding whitespace stripped
     text: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
     created_at: datetime
     author: StrictStr | None = None
@@ -110,6 +127,18 @@ class Post(_Strict):
     language: Annotated[StrictStr, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)?$")] | None = None
     image: Image | None = None
     annotations: Annotations | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_strings(cls, data: object) -> object:
+        _check_strings(data)  # also when a Post is built in code, not only from the wire
+        return data
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _strip_id(cls, value: object) -> object:
+        # " a" and "a " are the same post re-sent by a sloppy producer, not two posts
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("created_at", mode="before")
     @classmethod
@@ -122,13 +151,20 @@ class Post(_Strict):
                 raise ValueError("created_at must be an ISO-8601 timestamp") from None
         if not isinstance(value, datetime):
             raise ValueError("created_at must be an ISO-8601 timestamp string")
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        try:
+            value = value.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("created_at is out of range") from None
+        if not MIN_CREATED_AT <= value < MAX_CREATED_AT:
+            raise ValueError(f"created_at must be between {MIN_CREATED_AT:%Y-%m-%d} and {MAX_CREATED_AT:%Y-%m-%d}")
+        return value
 
     @field_validator("text")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is blank")
+        if not invisible_free(value).strip():
+            raise ValueError("text is blank (only whitespace or invisible characters)")
         return value
 
     @model_validator(mode="after")
@@ -147,6 +183,12 @@ class Post(_Strict):
         return self
 
     @property
+    def content_hash(self) -> str:
+        """SHA-256 of the validated post: a re-delivery has the same hash, a
+        different post under a reused id does not (a conflict)."""
+        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()
+
+    @property
     def created_at_iso(self) -> str:
         """UTC ISO-8601 with a fixed format, so strings compare in time order."""
         return self.created_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -158,9 +200,9 @@ class Post(_Strict):
 def _format_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err["loc"]) or "post"
+        loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
 
@@ -177,6 +219,10 @@ def parse_post(payload: bytes | str) -> Post:
         obj = json.loads(payload)
     except json.JSONDecodeError as exc:
         raise InvalidPost(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InvalidPost("invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer longer than Python's 4300-digit limit
+        raise InvalidPost(f"invalid JSON: {str(exc)[:200]}") from None
     if not isinstance(obj, dict):
         raise InvalidPost(f"post must be a JSON object, got {type(obj).__name__}")
     try:

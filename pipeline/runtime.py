@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -11,6 +12,7 @@ from graph_store.base import GraphStore
 
 from .config import Config
 from .dead_letter import DeadLetterSink, FileDeadLetterSink, KafkaDeadLetterSink
+from .images import ImagePolicy
 from .observations import ObservationSink
 from .post import Post
 from .sources.base import Source
@@ -36,7 +38,9 @@ def make_extractor(cfg: Config) -> Extractor:
     if ex.kind in ("auto", "multimodal"):
         from extractors.store import ModelStore
 
-        store = ModelStore(ex.models_dir)
+        # auto: a kind with no promoted version in the store uses the version shipped in the package
+        shipped = ex.kind == "auto"
+        store = ModelStore(ex.models_dir, shipped=shipped)
         ready = store.current_version("mner") and store.current_version("mre")
         if ready or ex.kind == "multimodal":
             from extractors.multimodal import MultimodalExtractor
@@ -44,8 +48,9 @@ def make_extractor(cfg: Config) -> Extractor:
             nov = cfg.novelty
             return MultimodalExtractor(ex.models_dir, ex.relation_threshold, ex.device,
                                        span_threshold=nov.span_threshold,
-                                       max_uncertain_per_post=nov.max_per_post if nov.enabled else 0)
-        log.warning("no trained multimodal models; using the spaCy baseline",
+                                       max_uncertain_per_post=nov.max_per_post if nov.enabled else 0,
+                                       shipped=shipped)
+        log.warning("no trained or shipped multimodal models; using the spaCy baseline",
                     extra={"models_dir": str(ex.models_dir)})
     from extractors.spacy_ner import SpacyExtractor
 
@@ -107,19 +112,28 @@ def make_observations(cfg: Config) -> ObservationSink | None:
 
 def make_worker(cfg: Config, graph: GraphStore, source: Source, dead_letters: DeadLetterSink,
                 extractor: Extractor | None = None, observations: ObservationSink | None = None,
-                accept: Callable[[Post], bool] | None = None) -> Worker:
+                accept: Callable[[Post], bool] | None = None, stop: threading.Event | None = None) -> Worker:
     return Worker(source, extractor or make_extractor(cfg), graph, dead_letters, cfg.worker.batch_size,
-                  cfg.worker.retry_initial_s, cfg.worker.retry_max_s, observations=observations, accept=accept)
+                  cfg.worker.retry_initial_s, cfg.worker.retry_max_s, observations=observations, accept=accept,
+                  retry_limit_s=cfg.worker.retry_limit_s, images=image_policy(cfg), stop=stop)
+
+
+def image_policy(cfg: Config) -> ImagePolicy:
+    im = cfg.images
+    return ImagePolicy(tuple(im.roots), im.max_bytes, im.max_pixels, im.max_side)
 
 
 @contextmanager
 def running_worker(cfg: Config, paths: Sequence[Path] | None = None, run_key: str = "",
                    accept: Callable[[Post], bool] | None = None,
-                   extractor: Extractor | None = None) -> Iterator[tuple[GraphStore, Worker]]:
+                   extractor: Extractor | None = None,
+                   stop: threading.Event | None = None) -> Iterator[tuple[GraphStore, Worker]]:
     """Graph (schema ensured), source, dead letters and worker, all closed on exit.
 
     ``accept`` filters posts (e.g. a backfill's date range); the rest are
-    skipped and committed, not dead-lettered.
+    skipped and committed, not dead-lettered. ``stop`` is the shutdown flag
+    the caller's signal handlers set: installed before the graph server
+    starts and the models load, so an early SIGTERM still shuts down cleanly.
     """
     graph = open_graph(cfg)
     try:
@@ -127,7 +141,8 @@ def running_worker(cfg: Config, paths: Sequence[Path] | None = None, run_key: st
         source = make_source(cfg, paths, run_key)
         dead, observations = make_dead_letters(cfg), make_observations(cfg)
         try:
-            yield graph, make_worker(cfg, graph, source, dead, extractor, observations=observations, accept=accept)
+            yield graph, make_worker(cfg, graph, source, dead, extractor, observations=observations, accept=accept,
+                                     stop=stop)
         finally:
             source.close()
             dead.close()

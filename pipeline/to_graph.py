@@ -6,38 +6,47 @@ written; the graph store validates again before building Cypher.
 """
 from __future__ import annotations
 
-from extractors.base import Extraction
+from extractors.base import EntityMention, Extraction
 from extractors.schema import LabelSchema
-from graph_store.records import EntityRow, FactRow, GraphBatch, PostRow, Provenance, canonical_key
+from graph_store.records import EntityRow, FactRow, GraphBatch, PostRow, Provenance, canonical_key, clean_name
 
 from .post import Post
+
+
+def _key(ent: EntityMention) -> str | None:
+    """The entity's node key, or None when nothing is left of its name once
+    invisible characters and edge punctuation are removed (not an entity)."""
+    key = canonical_key(ent.type, ent.text)
+    return None if key.endswith(":") else key
 
 
 def add_post(batch: GraphBatch, post: Post, extraction: Extraction, model_version: str, schema: LabelSchema) -> None:
     """Append the post's rows to ``batch``; raises SchemaViolation and appends nothing."""
     seen = post.created_at_iso
     entities: list[EntityRow] = []
-    keys = {}
+    keys: dict[tuple[str, int, int], str | None] = {}
+
+    def entity(ent: EntityMention) -> str | None:
+        span = (ent.type, ent.start, ent.end)
+        if span not in keys:
+            schema.check_entity_type(ent.type)
+            keys[span] = key = _key(ent)
+            if key is not None:
+                entities.append(EntityRow(key, ent.type, clean_name(ent.text),
+                                          Provenance(post.id, seen, model_version, ent.confidence)))
+        return keys[span]
+
     for ent in extraction.entities:
-        schema.check_entity_type(ent.type)
-        key = canonical_key(ent.type, ent.text)
-        keys[(ent.type, ent.start, ent.end)] = key
-        entities.append(EntityRow(key, ent.type, ent.text.strip(), Provenance(post.id, seen, model_version, ent.confidence)))
+        entity(ent)
     facts: list[FactRow] = []
     for rel in extraction.relations:
         schema.check_relation_type(rel.type)
-        head = keys.get((rel.head.type, rel.head.start, rel.head.end)) or canonical_key(rel.head.type, rel.head.text)
-        tail = keys.get((rel.tail.type, rel.tail.start, rel.tail.end)) or canonical_key(rel.tail.type, rel.tail.text)
-        for ent in (rel.head, rel.tail):
-            schema.check_entity_type(ent.type)
-            if (ent.type, ent.start, ent.end) not in keys:
-                entities.append(EntityRow(canonical_key(ent.type, ent.text), ent.type, ent.text.strip(),
-                                          Provenance(post.id, seen, model_version, ent.confidence)))
-        if head == tail:
+        head, tail = entity(rel.head), entity(rel.tail)
+        if head is None or tail is None or head == tail:
             continue
         facts.append(FactRow(head, rel.head.type, rel.type, tail, rel.tail.type,
                              Provenance(post.id, seen, model_version, rel.confidence)))
     batch.entities.extend(entities)
     batch.facts.extend(facts)
     batch.posts.append(PostRow(post.id, seen, post.text, post.author, post.source,
-                               tuple(sorted({e.key for e in entities})), model_version))
+                               tuple(sorted({e.key for e in entities})), model_version, post.content_hash))

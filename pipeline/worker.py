@@ -1,9 +1,23 @@
 """The worker loop: poll -> validate -> extract -> write graph -> commit.
 
-Offsets are committed only after the graph write (and the dead-letter and
-observation flushes) succeeded; writes are idempotent MERGEs. Together: at-least-once delivery,
-exactly-once triples. A graph outage stalls the loop with backoff and commits
-nothing until the graph is back; SIGTERM finishes the current batch first.
+Delivery contract. Offsets are committed only after the graph write (and the
+dead-letter and observation flushes) succeeded; writes are idempotent MERGEs.
+Together: at-least-once delivery, exactly-once triples. SIGTERM finishes the
+current batch first.
+
+Fault boundary. Whatever goes wrong with one post (a payload that does not
+parse, an image that is refused, a model that raises, a graph that rejects
+its rows, another post already stored under its id) sends that post to the
+dead letters with the stage, the exception and the original payload, and the
+rest of the batch goes on. Dead letters are keyed by source position, so a
+crash-restart that re-reads an uncommitted batch does not write them twice.
+A post is therefore in the graph or in the dead letters, never both, never
+neither.
+
+Only the graph being *unavailable* (an outage, a full disk) is not a post's
+fault: the worker backs off and retries the batch for up to
+``retry_limit_s``, commits nothing meanwhile, and then stops with
+:class:`GraphDown` rather than skip data.
 """
 from __future__ import annotations
 
@@ -12,16 +26,17 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
-from tenacity import Retrying, retry_if_exception_type, stop_any, wait_exponential
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, stop_any, wait_exponential
 
-from extractors.base import EntityMention, ExtractionInput, Extractor
+from extractors.base import EntityMention, Extraction, ExtractionInput, Extractor
 from extractors.schema import IDENTIFIER, SchemaViolation
 from graph_store.base import GraphStore, GraphUnavailable
 from graph_store.records import GraphBatch
 
 from .dead_letter import DeadLetter, DeadLetterSink
+from .images import ImagePolicy, ImageRejected, LazyImage
 from .metrics import WorkerMetrics
 from .observations import ObservationSink, observations_of
 from .post import InvalidPost, Post, parse_post
@@ -43,11 +58,39 @@ class Stopped(Exception):
     """Shutdown was requested while waiting for the graph."""
 
 
+class GraphDown(RuntimeError):
+    """The graph stayed unavailable for longer than the retry limit; nothing
+    past the failed batch was committed, so a restart resumes there."""
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
 @dataclass
 class _Item:
     record: SourceRecord
     post: Post
-    input: ExtractionInput
+    image: LazyImage | None = None  # checked reference; decoded only for extractors that use images
+    decoded: Any = None  # the reduced RGB image, held for one batch's extraction
+
+
+@dataclass
+class _Rows:
+    """One post's graph rows, kept apart so a rejected batch can be split."""
+
+    item: _Item
+    batch: GraphBatch
+    extraction: Extraction
+
+
+def _merged(parts: list[_Rows]) -> GraphBatch:
+    out = GraphBatch()
+    for part in parts:
+        out.posts.extend(part.batch.posts)
+        out.entities.extend(part.batch.entities)
+        out.facts.extend(part.batch.facts)
+    return out
 
 
 class Worker:
@@ -62,6 +105,9 @@ class Worker:
         retry_max_s: float = 10.0,
         observations: ObservationSink | None = None,
         accept: Callable[[Post], bool] | None = None,
+        retry_limit_s: float | None = 300.0,
+        images: ImagePolicy | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.accept = accept
         self.source = source
@@ -70,10 +116,12 @@ class Worker:
         self.dead_letters = dead_letters
         self.observations = observations  # optional: what the models were unsure about (novelty signal)
         self.batch_size = batch_size
+        self.images = images or ImagePolicy()
         self.metrics = WorkerMetrics()
         self._extend_schema()
-        self._stop = threading.Event()
+        self._stop = stop or threading.Event()
         self._retry_wait = wait_exponential(multiplier=retry_initial_s, max=retry_max_s)
+        self._retry_limit_s = retry_limit_s
 
     def stop(self, *_args) -> None:
         self._stop.set()
@@ -84,7 +132,8 @@ class Worker:
 
     def run(self, max_records: int | None = None, idle_timeout_s: float | None = None, progress=None) -> WorkerMetrics:
         """Process until stopped, the source is exhausted, ``max_records`` were
-        seen, or nothing arrived for ``idle_timeout_s``."""
+        seen, or nothing arrived for ``idle_timeout_s``. Raises :class:`GraphDown`
+        when the graph stays unavailable past the retry limit."""
         last_data = time.monotonic()
         while not self._stop.is_set() and not self.source.exhausted:
             if max_records is not None and self.metrics.records_received >= max_records:
@@ -114,19 +163,20 @@ class Worker:
         except Exception:  # a broken new version must not stop the stream
             log.exception("model reload failed; keeping the loaded model")
         items = [item for item in (self._prepare(r) for r in records) if item is not None]
-        batch = GraphBatch()
+        items = self._without_conflicts(items)
+        parts = []
         for item, extraction in self._extract(items):
-            try:
-                add_post(batch, item.post, extraction, self.extractor.model_version, self.graph.schema)
-            except SchemaViolation as exc:
-                self._dead(item.record, "schema", str(exc))
-                continue
-            self._observe(item, extraction)
-        self._write(batch)
+            rows = self._rows(item, extraction)
+            if rows is not None:
+                parts.append(rows)
+        written = self._write_isolating(parts)
+        for part in written:
+            self._observe(part.item, part.extraction)
         self.dead_letters.flush()
         if self.observations is not None:
             self.observations.flush()
         self.source.commit(records)
+        batch = _merged(written)
         self.metrics.batches_committed += 1
         self.metrics.posts_written += len(batch.posts)
         self.metrics.entities_written += len(batch.entities)
@@ -134,12 +184,152 @@ class Worker:
         log.info("batch committed", extra={"records": len(records), "posts": len(batch.posts),
                                            "facts": len(batch.facts), "dead_lettered": self.metrics.dead_lettered})
 
-    def _observe(self, item: _Item, extraction) -> None:
+    # -- stages, each the fault boundary of one post ------------------------
+    def _prepare(self, record: SourceRecord) -> _Item | None:
+        """Parse, filter, and check the image reference (no pixels are read here)."""
+        try:
+            post = parse_post(record.payload)
+        except InvalidPost as exc:
+            self._dead(record, "parse", exc.reason, exc)
+            return None
+        except Exception as exc:  # a validator bug must not stop the stream either
+            self._dead(record, "parse", _describe(exc), exc)
+            return None
+        try:
+            if self.accept is not None and not self.accept(post):
+                self.metrics.skipped += 1
+                return None
+        except Exception as exc:
+            self._dead(record, "parse", f"filter failed: {_describe(exc)}", exc)
+            return None
+        item = _Item(record, post)
+        if post.image is not None:
+            try:
+                item.image = LazyImage.of(post.image, self.images)
+                item.image.check()
+            except ImageRejected as exc:
+                self._dead(record, "image", exc.reason, exc)
+                return None
+            except Exception as exc:
+                self._dead(record, "image", _describe(exc), exc)
+                return None
+        return item
+
+    def _without_conflicts(self, items: list[_Item]) -> list[_Item]:
+        """Keep the first version of a post id; a different post under a stored
+        (or earlier in this batch) id is dead-lettered with stage ``conflict``.
+        An identical re-delivery stays: writing it again changes nothing."""
+        if not items:
+            return items
+        stored = self._with_graph_retry(lambda: self.graph.post_hashes(sorted({i.post.id for i in items})))
+        first: dict[str, str] = {}
+        out = []
+        for item in items:
+            post, digest = item.post, item.post.content_hash
+            known = first.get(post.id)
+            if known is None and post.id in stored:
+                old_hash, old_text = stored[post.id]
+                known = old_hash if old_hash is not None else (digest if old_text == post.text else "")
+            if known is not None and known != digest:
+                self._dead(item.record, "conflict", f"post id {post.id!r} is already stored with other content; "
+                                                    "the first version is kept")
+                continue
+            first[post.id] = digest
+            out.append(item)
+        return out
+
+    def _extract(self, items: list[_Item]) -> list[tuple[_Item, Extraction]]:
+        """Extract the batch; if it fails, retry post by post to isolate the bad ones.
+
+        Images are decoded only for an extractor that uses them, reduced as
+        they are decoded, and dropped when this returns.
+        """
+        if self.extractor.uses_images:
+            items = [item for item in items if self._load_image(item)]
+        try:
+            return self._extract_isolating(items)
+        finally:
+            for item in items:
+                item.decoded = None
+
+    def _extract_isolating(self, items: list[_Item]) -> list[tuple[_Item, Extraction]]:
+        if not items:
+            return []
+        try:
+            return list(zip(items, self.extractor.extract([self._input(i) for i in items]), strict=True))
+        except Exception:
+            log.warning("batch extraction failed; isolating posts", exc_info=True)
+        out = []
+        for item in items:
+            try:
+                (extraction,) = self.extractor.extract([self._input(item)])
+                out.append((item, extraction))
+            except Exception as exc:  # any model failure is this post's dead letter
+                self._dead(item.record, "extract", _describe(exc), exc)
+        return out
+
+    def _load_image(self, item: _Item) -> bool:
+        if item.image is None:
+            return True
+        try:
+            item.decoded = item.image.load()
+            return True
+        except ImageRejected as exc:
+            self._dead(item.record, "image", exc.reason, exc)
+        except Exception as exc:  # MemoryError included: one huge image is one post's problem
+            self._dead(item.record, "image", _describe(exc), exc)
+        return False
+
+    @staticmethod
+    def _input(item: _Item) -> ExtractionInput:
+        post = item.post
+        return ExtractionInput(post.id, post.text, item.decoded, given_entities(post))
+
+    def _rows(self, item: _Item, extraction: Extraction) -> _Rows | None:
+        batch = GraphBatch()
+        try:
+            add_post(batch, item.post, extraction, self.extractor.model_version, self.graph.schema)
+        except SchemaViolation as exc:
+            self._dead(item.record, "schema", str(exc), exc)
+            return None
+        except Exception as exc:
+            self._dead(item.record, "graph", f"rows could not be built: {_describe(exc)}", exc)
+            return None
+        return _Rows(item, batch, extraction)
+
+    def _write_isolating(self, parts: list[_Rows]) -> list[_Rows]:
+        """Write all rows in one batch; if the graph rejects it, split it in
+        halves until the posts it rejects are found and dead-lettered.
+
+        Splitting is safe because every statement is an idempotent MERGE: a
+        half written before its sibling failed is simply written again.
+        """
+        if not parts:
+            return []
+        try:
+            self._with_graph_retry(lambda: self.graph.write(_merged(parts)))
+            return parts
+        except (GraphUnavailable, Stopped, GraphDown):
+            raise
+        except Exception as exc:
+            if len(parts) == 1:
+                self._dead(parts[0].item.record, "graph", _describe(exc), exc)
+                return []
+            log.warning("graph rejected a batch; splitting it to find the post",
+                        extra={"posts": len(parts), "error": _describe(exc)[:300]})
+        mid = len(parts) // 2
+        return self._write_isolating(parts[:mid]) + self._write_isolating(parts[mid:])
+
+    def _observe(self, item: _Item, extraction: Extraction) -> None:
         if self.observations is None or not extraction.uncertain:
             return
-        obs = observations_of(item.post.id, item.post.created_at_iso, item.post.text, extraction,
-                              self.extractor.model_version, self.observations.now_iso())
-        self.observations.send(obs)
+        try:
+            obs = observations_of(item.post.id, item.post.created_at_iso, item.post.text, extraction,
+                                  self.extractor.model_version, self.observations.now_iso())
+            self.observations.send(obs)
+        except Exception:  # the novelty signal is a side channel; the post is already written
+            log.exception("observations of a post could not be recorded", extra={"post_id": item.post.id})
+            return
         self.metrics.observations_recorded += len(obs)
 
     def _extend_schema(self) -> None:
@@ -150,61 +340,27 @@ class Worker:
             log.error("model emits names that are not safe identifiers; not added to the schema", extra={"names": bad})
         self.graph.schema = self.graph.schema.extended({n for n in ents if n not in bad}, {n for n in rels if n not in bad})
 
-    def _prepare(self, record: SourceRecord) -> _Item | None:
+    # -- the graph being unavailable is nobody's fault: wait, up to a limit --
+    def _with_graph_retry(self, call):
+        stops = [lambda _state: self._stop.is_set()]
+        if self._retry_limit_s is not None:
+            stops.append(stop_after_delay(self._retry_limit_s))
         try:
-            post = parse_post(record.payload)
-        except InvalidPost as exc:
-            self._dead(record, "parse", exc.reason)
-            return None
-        if self.accept is not None and not self.accept(post):
-            self.metrics.skipped += 1
-            return None
-        image = None
-        if post.image is not None:
-            try:
-                image = post.image.open()
-            except (OSError, ValueError) as exc:
-                self._dead(record, "image", f"image could not be loaded: {exc}")
-                return None
-        return _Item(record, post, ExtractionInput(post.id, post.text, image, given_entities(post)))
-
-    def _extract(self, items: list[_Item]):
-        """Extract the batch; if it fails, retry post by post to isolate the bad ones."""
-        if not items:
-            return []
-        try:
-            return list(zip(items, self.extractor.extract([i.input for i in items]), strict=True))
-        except Exception:
-            log.warning("batch extraction failed; isolating posts", exc_info=True)
-        out = []
-        for item in items:
-            try:
-                out.append((item, self.extractor.extract([item.input])[0]))
-            except Exception as exc:  # any model failure is this post's dead letter
-                self._dead(item.record, "extract", f"{type(exc).__name__}: {exc}")
-        return out
-
-    def _write(self, batch: GraphBatch) -> None:
-        if not batch.posts:
-            return
-        try:
-            self._write_with_retry(batch)
-        except GraphUnavailable:
+            for attempt in Retrying(
+                retry=retry_if_exception_type(GraphUnavailable),
+                wait=self._retry_wait,
+                stop=stop_any(*stops),
+                sleep=self._sleep,
+                before_sleep=self._log_retry,
+                reraise=True,
+            ):
+                with attempt:
+                    return call()
+        except GraphUnavailable as exc:
             if self._stop.is_set():
                 raise Stopped() from None
-            raise
-
-    def _write_with_retry(self, batch: GraphBatch) -> None:
-        for attempt in Retrying(
-            retry=retry_if_exception_type(GraphUnavailable),
-            wait=self._retry_wait,
-            stop=stop_any(lambda _state: self._stop.is_set()),
-            sleep=self._sleep,
-            before_sleep=self._log_retry,
-            reraise=True,
-        ):
-            with attempt:
-                self.graph.write(batch)
+            raise GraphDown(f"the graph has been unavailable for more than {self._retry_limit_s:g} s "
+                            f"({exc}); stopping without committing the current batch") from exc
 
     def _sleep(self, seconds: float) -> None:
         if self._stop.wait(seconds):
@@ -215,7 +371,7 @@ class Worker:
         log.warning("graph unavailable; retrying", extra={"attempt": state.attempt_number,
                                                          "error": str(state.outcome.exception())})
 
-    def _dead(self, record: SourceRecord, stage: str, reason: str) -> None:
+    def _dead(self, record: SourceRecord, stage: str, reason: str, exc: BaseException | None = None) -> None:
         self.metrics.dead_letters[stage] += 1
-        self.dead_letters.send(DeadLetter.of(record, stage, reason))
+        self.dead_letters.send(DeadLetter.of(record, stage, reason, type(exc).__name__ if exc else ""))
         log.warning("dead-lettered", extra={"stage": stage, "reason": reason[:300], "origin": record.origin})

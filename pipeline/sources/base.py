@@ -17,6 +17,12 @@ class SourceRecord:
     position: Any  # source-specific: (partition, offset), (path, line), ...
     origin: str  # human-readable, e.g. "posts[2]@1041" or "archive.jsonl.gz:17"
 
+    @property
+    def key(self) -> str:
+        """The position as a string, unique within the source: what makes a
+        record's dead letter idempotent across re-deliveries."""
+        return "|".join(str(p) for p in self.position) if isinstance(self.position, tuple) else str(self.position)
+
 
 class Source(ABC):
     @abstractmethod
