@@ -84,6 +84,28 @@ class _Rows:
     extraction: Extraction
 
 
+def _one_version_per_id(items: list[_Item]) -> tuple[list[_Item], list[_Item]]:
+    """Split off later, different versions of an id already in ``items``.
+
+    Whether a later version conflicts depends on whether the earlier one
+    reached the graph, which is only known after its round is written: a post
+    that failed (say, at extraction) and its fixed re-send in one batch must
+    end as "dead letter, written", exactly as if they came in two batches.
+    Identical copies stay together (a re-delivery is not a conflict).
+    """
+    first: dict[str, str] = {}
+    deferred: set[str] = set()  # ids with a version in ``later``: nothing overtakes it
+    now, later = [], []
+    for item in items:
+        pid, digest = item.post.id, item.post.content_hash
+        if pid in deferred or first.setdefault(pid, digest) != digest:
+            deferred.add(pid)
+            later.append(item)
+        else:
+            now.append(item)
+    return now, later
+
+
 def _merged(parts: list[_Rows]) -> GraphBatch:
     out = GraphBatch()
     for part in parts:
@@ -162,16 +184,11 @@ class Worker:
                 self._extend_schema()
         except Exception:  # a broken new version must not stop the stream
             log.exception("model reload failed; keeping the loaded model")
-        items = [item for item in (self._prepare(r) for r in records) if item is not None]
-        items = self._without_conflicts(items)
-        parts = []
-        for item, extraction in self._extract(items):
-            rows = self._rows(item, extraction)
-            if rows is not None:
-                parts.append(rows)
-        written = self._write_isolating(parts)
-        for part in written:
-            self._observe(part.item, part.extraction)
+        pending = [item for item in (self._prepare(r) for r in records) if item is not None]
+        written: list[_Rows] = []
+        while pending:  # one round unless the batch holds other versions of an id (see _one_version_per_id)
+            items, pending = _one_version_per_id(pending)
+            written += self._write_round(self._without_conflicts(items))
         self.dead_letters.flush()
         if self.observations is not None:
             self.observations.flush()
@@ -183,6 +200,17 @@ class Worker:
         self.metrics.facts_written += len(batch.facts)
         log.info("batch committed", extra={"records": len(records), "posts": len(batch.posts),
                                            "facts": len(batch.facts), "dead_lettered": self.metrics.dead_lettered})
+
+    def _write_round(self, items: list[_Item]) -> list[_Rows]:
+        parts = []
+        for item, extraction in self._extract(items):
+            rows = self._rows(item, extraction)
+            if rows is not None:
+                parts.append(rows)
+        written = self._write_isolating(parts)
+        for part in written:
+            self._observe(part.item, part.extraction)
+        return written
 
     # -- stages, each the fault boundary of one post ------------------------
     def _prepare(self, record: SourceRecord) -> _Item | None:
@@ -216,25 +244,22 @@ class Worker:
         return item
 
     def _without_conflicts(self, items: list[_Item]) -> list[_Item]:
-        """Keep the first version of a post id; a different post under a stored
-        (or earlier in this batch) id is dead-lettered with stage ``conflict``.
-        An identical re-delivery stays: writing it again changes nothing."""
+        """Keep the stored version of a post id: a different post under an id
+        already in the graph is dead-lettered with stage ``conflict``. An
+        identical re-delivery stays: writing it again changes nothing."""
         if not items:
             return items
         stored = self._with_graph_retry(lambda: self.graph.post_hashes(sorted({i.post.id for i in items})))
-        first: dict[str, str] = {}
         out = []
         for item in items:
-            post, digest = item.post, item.post.content_hash
-            known = first.get(post.id)
-            if known is None and post.id in stored:
+            post = item.post
+            if post.id in stored:
                 old_hash, old_text = stored[post.id]
-                known = old_hash if old_hash is not None else (digest if old_text == post.text else "")
-            if known is not None and known != digest:
-                self._dead(item.record, "conflict", f"post id {post.id!r} is already stored with other content; "
-                                                    "the first version is kept")
-                continue
-            first[post.id] = digest
+                same = old_hash == post.content_hash if old_hash is not None else old_text == post.text
+                if not same:
+                    self._dead(item.record, "conflict", f"post id {post.id!r} is already stored with other "
+                                                        "content; the first version is kept")
+                    continue
             out.append(item)
         return out
 

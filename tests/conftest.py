@@ -18,24 +18,56 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+from helpers import TEST_BOLT_PORT, TEST_KAFKA_PORT, TEST_SERVICES_DIR  # noqa: E402  (after the sys.path line)
+
+
 def pytest_report_header(config):
-    return f"services dir: {os.environ.get('MKG_SERVICES_DIR', 'per test session (temp)')}"
+    return (f"test services: Kafka 127.0.0.1:{TEST_KAFKA_PORT}, Neo4j bolt 127.0.0.1:{TEST_BOLT_PORT}, "
+            f"state in {TEST_SERVICES_DIR}")
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def suite_service_manager():
+    """A manager of the suite's own Kafka and Neo4j (not the ones `mkg services` runs)."""
+    from pipeline.services.kafka import KafkaService
+    from pipeline.services.manager import ServiceManager
+    from pipeline.services.neo4j import Neo4jService
+
+    services = {"kafka": KafkaService(port=TEST_KAFKA_PORT, controller_port=TEST_KAFKA_PORT + 1),
+                "neo4j": Neo4jService(bolt_port=TEST_BOLT_PORT, password=neo4j_password())}
+    return ServiceManager(run_dir=TEST_SERVICES_DIR, services=services)
 
 
 @pytest.fixture(scope="session")
 def services():
-    """Real Kafka + Neo4j; reuses running ones (mkg services up) or starts its own."""
-    from pipeline.services.manager import ServiceManager
+    """Real Kafka + Neo4j that this suite starts itself, on its own ports.
 
+    Reuses only servers it started (their PID files are in its own run
+    directory, e.g. left by an interrupted run); anything else listening on
+    its ports is refused, never wiped.
+    """
     missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"INTEGRATION TESTS SKIPPED: {', '.join(missing)} not installed, cannot run real Kafka/Neo4j")
-    manager = ServiceManager()
+    manager = suite_service_manager()
+    ports = {"kafka": [TEST_KAFKA_PORT, TEST_KAFKA_PORT + 1], "neo4j": [TEST_BOLT_PORT]}
+    for name, svc in manager.services.items():
+        foreign = [p for p in ports[name] if _listening(p)] if manager.pid(name) is None else []
+        if foreign:
+            pytest.fail(f"a server this test suite did not start listens on 127.0.0.1:{foreign[0]} ({name}); the "
+                        "tests never touch it. Stop it, or give the suite other ports with MKG_TEST_KAFKA_PORT / "
+                        "MKG_TEST_NEO4J_BOLT_PORT.")
     names = ["kafka", "neo4j"]
-    already = {s.name for s in manager.status(names) if s.healthy}
     manager.up(names, timeout_s=300)
     yield manager
-    manager.down([n for n in names if n not in already])
+    manager.down(names)
 
 
 @pytest.fixture(scope="session")

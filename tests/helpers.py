@@ -4,11 +4,20 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# The suite's own servers (tests/conftest.py `services`): own ports and an own
+# run directory, so `make test` never touches a developer's Kafka on :9092 or
+# Neo4j on :7687 (the fixtures delete everything in the graph they are given).
+TEST_KAFKA_PORT = int(os.environ.get("MKG_TEST_KAFKA_PORT", 29092))  # and +1 for its KRaft controller
+TEST_BOLT_PORT = int(os.environ.get("MKG_TEST_NEO4J_BOLT_PORT", 27687))
+TEST_SERVICES_DIR = Path(os.environ.get("MKG_TEST_SERVICES_DIR", Path(tempfile.gettempdir()) / "mkg-test-services"))
 
 
 def mnre_posts(n: int, split: str = "train") -> list[dict]:
@@ -97,8 +106,8 @@ def write_jsonl(path: Path, records: list) -> Path:
 
 
 def worker_config(tmp: Path, *, source: str = "embedded", graph: str = "embedded", topic: str = "posts",
-                  posts_file: Path | None = None, batch_size: int = 25, kafka: str = "127.0.0.1:9092",
-                  neo4j: str = "bolt://127.0.0.1:7687") -> Path:
+                  posts_file: Path | None = None, batch_size: int = 25, kafka: str = f"127.0.0.1:{TEST_KAFKA_PORT}",
+                  neo4j: str = f"bolt://127.0.0.1:{TEST_BOLT_PORT}") -> Path:
     """A YAML config for a worker subprocess (the password comes from the env)."""
     import yaml
 
