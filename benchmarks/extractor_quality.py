@@ -21,18 +21,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", default="var/models")
     args = parser.parse_args()
-    store = ModelStore(args.models)
+    store = ModelStore(args.models, shipped=True)
     metrics: dict = {}
     for kind, data in (("mre", SHARED_DATA / "mnre"), ("mner", SHARED_DATA / "twitter2017")):
-        result = evaluate(kind, data, args.models)
+        result = evaluate(kind, data, args.models, shipped=True)
         cfg = store.config(kind, result["version"])
         train_metrics = store.metrics(kind, result["version"])
         metrics[kind] = {"test_precision": result["precision"], "test_recall": result["recall"],
                          "test_f1": result["f1"], "val_f1": train_metrics["val"]["f1"],
                          "best_epoch": train_metrics["best_epoch"], "version": result["version"],
-                         "train_config": cfg["train_config"], "encoder": cfg["encoder"]}
+                         "train_config": cfg["train_config"], "encoder": cfg["encoder"],
+                         # P/R/F1 and support of every relation (MRE) / entity type (MNER)
+                         "per_class": result["per_relation" if kind == "mre" else "per_type"]}
     spacy = evaluate_spacy_ner(SHARED_DATA / "twitter2017")
-    metrics["spacy_ner"] = {"test_precision": spacy["precision"], "test_recall": spacy["recall"], "test_f1": spacy["f1"]}
+    metrics["spacy_ner"] = {"test_precision": spacy["precision"], "test_recall": spacy["recall"], "test_f1": spacy["f1"],
+                            "per_class": spacy["per_type"]}
     train = [e.relation for e in read_re(SHARED_DATA / "mnre" / "mnre_train.txt")]
     test = [e.relation for e in read_re(SHARED_DATA / "mnre" / "mnre_test.txt")]
     metrics["mre_majority_baseline_f1"] = majority_baseline_re(train, test)["f1"]

@@ -139,7 +139,8 @@ def _train_and_gate(cfg, task: ContinualTask, queue: TaskQueue, graph, fail_afte
     c = cfg.continual
     kind = task.kind
     started = time.perf_counter()
-    models = ModelStore(cfg.extractor.models_dir)
+    # extractor.kind auto: a store with no promoted version starts from the shipped one (what the worker uses)
+    models = ModelStore(cfg.extractor.models_dir, shipped=cfg.extractor.kind == "auto")
     labelled = LabelledStore(c.labelled_dir, c.val_fraction)
     train_cfg = TrainConfig(epochs=c.epochs, batch_size=c.batch_size, lr=c.lr or PAPER_DEFAULTS[kind]["lr"],
                             head_lr=c.head_lr, seed=c.seed, device=c.device, progress=True)

@@ -53,7 +53,16 @@ def load_vision(name: str = DINOV2_SMALL):
 
         return load_dinov2_small()
     if name == RANDOM_VISION:
-        return timm.create_model("vit_small_patch14_dinov2", pretrained=False, img_size=224, num_classes=0)
+        import torch
+
+        vit = timm.create_model("vit_small_patch14_dinov2", pretrained=False, img_size=224, num_classes=0)
+        # the same random weights every time (an adapter version trained on them can check and reload its
+        # base), drawn without touching the global generator beyond what creating the model always drew
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            seeded = timm.create_model("vit_small_patch14_dinov2", pretrained=False, img_size=224, num_classes=0)
+        vit.load_state_dict(seeded.state_dict())
+        return vit
     raise ValueError(f"unknown vision encoder {name!r}")
 
 

@@ -26,11 +26,33 @@ def ner_entity_prf(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]])
 
 
 def ner_per_type(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, dict[str, float]]:
-    from seqeval.metrics import classification_report
+    """Entity-level P/R/F1 per type (same matching as :func:`ner_entity_prf`), with the gold
+    count (``support``) and the predicted count of each type."""
+    from seqeval.metrics.sequence_labeling import get_entities
 
-    report = classification_report([list(g) for g in gold], [list(p) for p in pred], output_dict=True, zero_division=0)
-    return {k: {m: 100 * v[m] for m in ("precision", "recall", "f1-score")} for k, v in report.items()
-            if not k.endswith("avg")}
+    gold_sets, pred_sets = set(), set()
+    for i, (g, p) in enumerate(zip(gold, pred)):
+        gold_sets |= {(i, t, s, e) for t, s, e in get_entities(list(g))}
+        pred_sets |= {(i, t, s, e) for t, s, e in get_entities(list(p))}
+    out = {}
+    for etype in sorted({x[1] for x in gold_sets | pred_sets}):
+        g = {x for x in gold_sets if x[1] == etype}
+        p = {x for x in pred_sets if x[1] == etype}
+        out[etype] = {**_prf(len(g & p), len(p), len(g)), "support": len(g), "predicted": len(p)}
+    return out
+
+
+def re_per_relation(gold: Sequence[str], pred: Sequence[str], none_label: str = "None") -> dict[str, dict[str, float]]:
+    """P/R/F1 of every relation except ``None``, with its gold count (``support``) and predicted count."""
+    if len(gold) != len(pred):
+        raise ValueError("gold and pred differ in length")
+    out = {}
+    for label in sorted((set(gold) | set(pred)) - {none_label}):
+        correct = sum(1 for g, p in zip(gold, pred) if g == p == label)
+        predicted = sum(1 for p in pred if p == label)
+        actual = sum(1 for g in gold if g == label)
+        out[label] = {**_prf(correct, predicted, actual), "support": actual, "predicted": predicted}
+    return out
 
 
 def majority_baseline_re(train: Sequence[str], test: Sequence[str]) -> dict[str, float]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .datasets import read_conll, read_re
 from .encoders import EncoderSpec, build_encoder
-from .metrics import ner_entity_prf
+from .metrics import ner_entity_prf, ner_per_type
 from .store import ModelStore, data_fingerprint
 from .tasks import NERTask, RETask
 from .training import TrainConfig, fit, seed_everything
@@ -39,8 +39,14 @@ def read_examples(kind: str, path: Path, limit: int | None = None) -> list:
 
 def train(kind: str, data: str | Path, store_root: str | Path, cfg: TrainConfig, spec: EncoderSpec = EncoderSpec(),
           limit: int | None = None, promote: bool = False, resume: bool = False,
-          checkpoint_dir: Path | None = None) -> tuple[str, dict]:
-    """Train on the train split, select on val, save a version (and promote it)."""
+          checkpoint_dir: Path | None = None, save_dtype: str = "float32") -> tuple[str, dict]:
+    """Train on the train split, select on val, save a version (and promote it).
+
+    ``cfg.peft == "lora"``: LoRA adapters on the text stream, the version holds
+    only what training changed (:mod:`extractors.adapters`).
+    """
+    import time
+
     train_path, val_path = split_file(data, "train"), split_file(data, "val")
     train_ex = read_examples(kind, train_path, limit)
     val_ex = read_examples(kind, val_path, limit // 4 if limit else None)
@@ -48,24 +54,36 @@ def train(kind: str, data: str | Path, store_root: str | Path, cfg: TrainConfig,
     encoder, tokenizer = build_encoder(spec)
     task = RETask(tokenizer) if kind == "mre" else NERTask(tokenizer)
     model = task.build(encoder, task.labels_from(train_ex))
+    if cfg.peft == "lora":
+        from .adapters import LoraSpec, add_lora
+
+        add_lora(model.encoder, LoraSpec(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout))
+    elif cfg.peft != "none":
+        raise ValueError(f"unknown peft method {cfg.peft!r} (none or lora)")
     store = ModelStore(store_root)
-    ckpt = checkpoint_dir or Path(store_root) / kind / "checkpoints" / data_fingerprint([train_path], limit)[:12]
+    fingerprint = data_fingerprint([train_path], limit)
+    ckpt = checkpoint_dir or Path(store_root) / kind / "checkpoints" / (fingerprint[:12] + ("" if cfg.peft == "none" else f"-{cfg.peft}"))
+    started = time.perf_counter()
     result = fit(task, model, train_ex, val_ex, cfg, checkpoint_dir=ckpt, resume=resume)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     metrics = {"val": result.best_val, "best_epoch": result.best_epoch, "history": result.history,
-               "train_examples": len(train_ex), "val_examples": len(val_ex)}
-    version = store.save(kind, model, spec, metrics=metrics, fingerprint=data_fingerprint([train_path], limit),
-                         train_config=asdict(cfg))
+               "train_examples": len(train_ex), "val_examples": len(val_ex),
+               "train_seconds": round(time.perf_counter() - started, 1), "trainable_params": trainable}
+    version = store.save(kind, model, spec, metrics=metrics, fingerprint=fingerprint,
+                         train_config=asdict(cfg), save_dtype=save_dtype)
     if promote:
         store.promote(kind, version)
     return version, metrics
 
 
 def evaluate(kind: str, data: str | Path, store_root: str | Path, version: str | None = None,
-             device: str = "cpu", limit: int | None = None) -> dict:
+             device: str = "cpu", limit: int | None = None, shipped: bool = False) -> dict:
+    """P/R/F1 on the test split, and per relation (MRE) or entity type (MNER) with support counts.
+    ``shipped``: versions shipped in the package count as part of the store."""
     path = split_file(data, "test")
     examples = read_examples(kind, path, limit)
-    model, task, cfg = ModelStore(store_root).load(kind, version, device=device)
-    metrics = task.evaluate(model, examples, device=device)
+    model, task, cfg = ModelStore(store_root, shipped=shipped).load(kind, version, device=device)
+    metrics = task.evaluate(model, examples, device=device, per_class=True)
     return {"version": cfg["version"], "data": str(path), "examples": len(examples), **metrics}
 
 
@@ -76,8 +94,9 @@ def evaluate_spacy_ner(data: str | Path, limit: int | None = None) -> dict:
     path = split_file(data, "test")
     examples = read_examples("mner", path, limit)
     pred = SpacyExtractor().bio_tags([e.tokens for e in examples])
+    gold = [e.tags for e in examples]
     return {"model": "spacy en_core_web_sm 3.8", "data": str(path), "examples": len(examples),
-            **ner_entity_prf([e.tags for e in examples], pred)}
+            **ner_entity_prf(gold, pred), "per_type": ner_per_type(gold, pred)}
 
 
 

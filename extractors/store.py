@@ -5,6 +5,17 @@ metrics.json}`` and ``ROOT/<kind>/current`` (a one-line file naming the
 version, replaced with ``os.replace`` so a reader sees the old or the new
 version, never half of one). Workers poll :meth:`ModelStore.current_version`
 between batches to hot-reload.
+
+A version is either *full* (every weight, encoders included) or an *adapter*
+version (``config["peft"]``, see :mod:`extractors.adapters`): LoRA weights and
+the non-encoder parameters only, plus the checksums of the frozen base
+encoders it needs.
+
+The package ships trained adapter versions (``extractors/shipped/``, same
+layout). A store opened with ``shipped=True`` (``extractor.kind: auto``) falls
+back to them, per kind, while it has no promoted version of its own: a fresh
+install extracts with them, and a version promoted here (by ``mkg train
+--promote``, ``mkg models promote`` or a continual update) supersedes them.
 """
 from __future__ import annotations
 
@@ -19,6 +30,7 @@ from typing import Iterable
 from .encoders import EncoderSpec, build_encoder
 
 KINDS = ("mre", "mner")
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 
 
 def data_fingerprint(paths: Iterable[str | Path], limit: int | None = None) -> str:
@@ -32,35 +44,60 @@ def data_fingerprint(paths: Iterable[str | Path], limit: int | None = None) -> s
 
 
 class ModelStore:
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, shipped: bool | str | Path = False) -> None:
+        """``shipped``: fall back to the versions shipped in the package (or in this folder)."""
         self.root = Path(root)
+        fallback = SHIPPED_DIR if shipped is True else (Path(shipped) if shipped else None)
+        self.fallback = ModelStore(fallback) if fallback is not None and fallback.resolve() != self.root.resolve() else None
 
     def _kind_dir(self, kind: str) -> Path:
         if kind not in KINDS:
             raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
         return self.root / kind
 
-    def versions(self, kind: str) -> list[str]:
+    def _own_versions(self, kind: str) -> list[str]:
         d = self._kind_dir(kind) / "versions"
         return sorted(p.name for p in d.iterdir() if (p / "config.json").exists()) if d.exists() else []
 
+    def versions(self, kind: str) -> list[str]:
+        """This store's versions and, with a fallback, the shipped ones."""
+        own = self._own_versions(kind)
+        return own + [v for v in (self.fallback.versions(kind) if self.fallback else []) if v not in own]
+
+    def is_shipped(self, kind: str, version: str) -> bool:
+        return version not in self._own_versions(kind) and self.fallback is not None \
+            and version in self.fallback.versions(kind)
+
     def save(self, kind: str, model, spec: EncoderSpec, *, metrics: dict, fingerprint: str,
-             train_config: dict | None = None, parent: str | None = None) -> str:
+             train_config: dict | None = None, parent: str | None = None, save_dtype: str = "float32") -> str:
+        """Save a new version: every weight, or for a LoRA model only what training changed
+        (``save_dtype="float16"`` halves that again; it is upcast at load)."""
+        import torch
         from safetensors.torch import save_file
 
+        from .adapters import base_checksums, compact, has_lora, trained_state
+
+        if save_dtype not in ("float32", "float16"):
+            raise ValueError(f"save_dtype must be float32 or float16, not {save_dtype!r}")
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         version = f"{kind}-{stamp}-{fingerprint[:8]}"
         final = self._kind_dir(kind) / "versions" / version
         tmp = final.with_name(version + ".tmp")
         tmp.mkdir(parents=True, exist_ok=False)
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "weights.safetensors"))
         enc = model.encoder
+        adapter = has_lora(model)
+        dtype = torch.float16 if save_dtype == "float16" else None
+        state, meta = compact(trained_state(model) if adapter else model.state_dict(), dtype)
+        save_file(state, str(tmp / "weights.safetensors"), metadata=meta)
         labels = model.labels if kind == "mre" else model.tags
         config = {"kind": kind, "version": version, "labels": labels, "encoder": asdict(spec),
                   "n_interact": enc.n_interact, "max_text_len": enc.max_text_len,
                   "shared_key_mode": enc.shared_key_mode, "created_at": stamp, "data_fingerprint": fingerprint,
-                  "train_config": train_config or {}, "parent": parent}
+                  "train_config": train_config or {}, "parent": parent, "format": "adapter" if adapter else "full",
+                  "save_dtype": save_dtype}
+        if adapter:
+            config["peft"] = dict(enc.lora)
+            config["base_encoders"] = base_checksums(enc, spec)
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         os.replace(tmp, final)
@@ -74,19 +111,52 @@ class ModelStore:
         tmp.write_text(version + "\n")
         os.replace(tmp, pointer)
 
-    def current_version(self, kind: str) -> str | None:
+    def own_current_version(self, kind: str) -> str | None:
+        """The version promoted in this store (never a shipped fallback)."""
         pointer = self._kind_dir(kind) / "current"
         return pointer.read_text().strip() if pointer.exists() else None
 
+    def current_version(self, kind: str) -> str | None:
+        """The promoted version, else (with ``shipped``) the shipped one."""
+        own = self.own_current_version(kind)
+        if own is None and self.fallback is not None:
+            return self.fallback.current_version(kind)
+        return own
+
     def version_dir(self, kind: str, version: str) -> Path:
         """The folder of one version (weights, config, metrics, and what continual learning keeps)."""
-        return self._kind_dir(kind) / "versions" / version
+        own = self._kind_dir(kind) / "versions" / version
+        if not own.exists() and self.fallback is not None:
+            shipped = self.fallback.version_dir(kind, version)
+            if shipped.exists():
+                return shipped
+        return own
+
+    def origin(self, kind: str, version: str) -> str:
+        """shipped (in the package), continual (a continual update) or trained (``mkg train``)."""
+        if self.is_shipped(kind, version):
+            return "shipped"
+        folder = self.version_dir(kind, version)
+        if (folder / "continual.json").exists() or "task" in self.config(kind, version).get("train_config", {}):
+            return "continual"
+        return "trained"
 
     def config(self, kind: str, version: str) -> dict:
-        return json.loads((self._kind_dir(kind) / "versions" / version / "config.json").read_text())
+        return json.loads((self.version_dir(kind, version) / "config.json").read_text())
 
     def metrics(self, kind: str, version: str) -> dict:
-        return json.loads((self._kind_dir(kind) / "versions" / version / "metrics.json").read_text())
+        return json.loads((self.version_dir(kind, version) / "metrics.json").read_text())
+
+    def record_metrics(self, kind: str, version: str, key: str, value: dict) -> None:
+        """Add ``key`` (e.g. the test scores of ``mkg evaluate --record``) to a version's metrics.json."""
+        if self.is_shipped(kind, version):
+            raise ValueError(f"{version} is a shipped version: its metrics are part of the package")
+        path = self.version_dir(kind, version) / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics[key] = value
+        tmp = path.with_name("metrics.json.tmp")
+        tmp.write_text(json.dumps(metrics, indent=2))
+        os.replace(tmp, path)
 
     def load(self, kind: str, version: str | None = None, device: str = "cpu"):
         """(model, task, config) for ``version`` (default: current)."""
@@ -94,15 +164,34 @@ class ModelStore:
 
         from .tasks import NERTask, RETask
 
+        from safetensors import safe_open
+
+        from .adapters import LoraSpec, add_lora, expand, is_base_key, verify_base
+
         version = version or self.current_version(kind)
         if version is None:
             raise FileNotFoundError(f"no current {kind} model in {self.root}")
         cfg = self.config(kind, version)
         spec = EncoderSpec(**cfg["encoder"])
-        encoder, tokenizer = build_encoder(spec, pretrained=False, n_interact=cfg["n_interact"],
+        adapter = cfg.get("peft") is not None
+        # an adapter version needs the pretrained base weights; a full version brings its own
+        encoder, tokenizer = build_encoder(spec, pretrained=adapter, n_interact=cfg["n_interact"],
                                            max_text_len=cfg["max_text_len"], shared_key_mode=cfg["shared_key_mode"])
+        if adapter:
+            verify_base(encoder, spec, cfg.get("base_encoders", {}), f"{kind} version {version}")
+            add_lora(encoder, LoraSpec.from_dict(cfg["peft"]))
         task = RETask(tokenizer) if kind == "mre" else NERTask(tokenizer)
         model = task.build(encoder, cfg["labels"])
-        state = load_file(str(self._kind_dir(kind) / "versions" / version / "weights.safetensors"))
-        model.load_state_dict(state)
+        path = str(self.version_dir(kind, version) / "weights.safetensors")
+        with safe_open(path, "pt") as fh:
+            metadata = fh.metadata()
+        state = expand(load_file(path), metadata)
+        if adapter:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            missing = [k for k in missing if not is_base_key(k)]
+            if missing or unexpected:
+                raise RuntimeError(f"{kind} version {version} does not fit its model: missing {missing[:5]}, "
+                                   f"unexpected {unexpected[:5]}")
+        else:
+            model.load_state_dict(state)
         return model.to(device).eval(), task, cfg

@@ -14,7 +14,7 @@ import torch
 
 from .datasets import NERExample, REExample, entity_types, relation_labels
 from .features import encode_ner, encode_re, register_markers
-from .metrics import ner_entity_prf, re_micro_prf
+from .metrics import ner_entity_prf, ner_per_type, re_micro_prf, re_per_relation
 from .models import MNERModel, MREModel
 
 
@@ -48,7 +48,7 @@ class RETask:
         for chunk in chunks(examples, batch_size, shuffle, rng):
             yield encode_re(self.tokenizer, chunk, ids, self.max_len)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict(self, model: MREModel, examples: Sequence[REExample], batch_size: int = 64,
                 device: str = "cpu") -> tuple[list[str], list[float]]:
         model.eval()
@@ -61,9 +61,15 @@ class RETask:
             confs += conf.tolist()
         return labels, confs
 
-    def evaluate(self, model: MREModel, examples: Sequence[REExample], device: str = "cpu") -> dict[str, float]:
+    def evaluate(self, model: MREModel, examples: Sequence[REExample], device: str = "cpu",
+                 per_class: bool = False) -> dict:
+        """Micro P/R/F1 excluding ``None``; ``per_class`` adds ``per_relation`` (P/R/F1, support)."""
         pred, _ = self.predict(model, examples, device=device)
-        return re_micro_prf([ex.relation for ex in examples], pred)
+        gold = [ex.relation for ex in examples]
+        out = re_micro_prf(gold, pred)
+        if per_class:
+            out["per_relation"] = re_per_relation(gold, pred)
+        return out
 
 
 @dataclass
@@ -85,7 +91,7 @@ class NERTask:
         for chunk in chunks(examples, batch_size, shuffle, rng):
             yield encode_ner(self.tokenizer, [e.tokens for e in chunk], ids, [e.tags for e in chunk], self.max_len)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict(self, model: MNERModel, sentences: Sequence[Sequence[str]], batch_size: int = 64,
                 device: str = "cpu") -> list[list[str]]:
         model.eval()
@@ -97,6 +103,12 @@ class NERTask:
                 out.append(path + ["O"] * (len(sent) - len(path)))  # truncated words: O
         return out
 
-    def evaluate(self, model: MNERModel, examples: Sequence[NERExample], device: str = "cpu") -> dict[str, float]:
+    def evaluate(self, model: MNERModel, examples: Sequence[NERExample], device: str = "cpu",
+                 per_class: bool = False) -> dict:
+        """Entity-level P/R/F1; ``per_class`` adds ``per_type`` (P/R/F1, support)."""
         pred = self.predict(model, [e.tokens for e in examples], device=device)
-        return ner_entity_prf([e.tags for e in examples], pred)
+        gold = [e.tags for e in examples]
+        out = ner_entity_prf(gold, pred)
+        if per_class:
+            out["per_type"] = ner_per_type(gold, pred)
+        return out

@@ -35,6 +35,12 @@ class TrainConfig:
     freeze_vision: str = "auto"  # auto: freeze the ViT backbone when no training example has an image
     eval_batch_size: int = 64
     progress: bool = True
+    # parameter-efficient fine-tuning: "none" (every text-encoder weight trains) or "lora"
+    # (LoRA adapters on the text stream; ``lr`` is then the adapters' learning rate)
+    peft: str = "none"
+    lora_r: int = 16
+    lora_alpha: int | None = None  # default 2 * lora_r
+    lora_dropout: float = 0.1
 
     def resolved_device(self) -> str:
         if self.device == "auto":
@@ -84,7 +90,10 @@ def linear_warmup(optimizer, total_steps: int, warmup_ratio: float):
 
 
 def apply_freeze(model, cfg: TrainConfig, any_image: bool) -> None:
-    freeze = cfg.freeze_vision == "yes" or (cfg.freeze_vision == "auto" and not any_image)
+    from .adapters import has_lora
+
+    # with LoRA adapters the pretrained encoders stay frozen (DINOv2 always; MiniLM but its adapters)
+    freeze = has_lora(model) or cfg.freeze_vision == "yes" or (cfg.freeze_vision == "auto" and not any_image)
     for p in model.encoder.vision.parameters():
         p.requires_grad = not freeze
 

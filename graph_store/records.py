@@ -14,13 +14,16 @@ _EDGE_PUNCT = " \t\"'`.,;:!?()[]{}<>#@"
 
 
 def invisible_free(value: str) -> str:
-    """``value`` without format characters (Unicode category Cf).
+    """``value`` without format and control characters (Unicode Cf, and Cc other than whitespace).
 
     Zero-width spaces and joiners, bidi marks and overrides, soft hyphens and
     the BOM render as nothing, so ``PER:\u200bbarack obama`` would be a second
-    node for the same name. They carry no meaning in an entity name.
+    node for the same name; control characters carry no meaning in a name
+    either, and FalkorDB's index cannot find a string holding U+0001 again
+    (every re-delivery would add a node). Whitespace controls (tab, newline)
+    are kept here and collapsed to one space by the callers.
     """
-    return "".join(ch for ch in value if unicodedata.category(ch) != "Cf")
+    return "".join(ch for ch in value if unicodedata.category(ch) not in ("Cf", "Cc") or ch.isspace())
 
 
 def clean_name(name: str) -> str:

@@ -232,7 +232,7 @@ def cmd_models(args) -> int:
     if not rows:
         print(f"no models in {args.models} and none shipped")
         return 0
-    fmt = "{:1} {:4} {:32} {:9} {:7} {:>7} {:12} {:>6} {:>6}  {}"
+    fmt = "{:1} {:4} {:32} {:9} {:7} {:>7} {:12} {:>7} {:>7}  {}"
     print(fmt.format("", "kind", "version", "origin", "format", "MB", "data", "val F1", "test F1", "path"))
     for r in rows:
         f1 = lambda v: f"{v:.2f}" if isinstance(v, (int, float)) else "-"

@@ -12,11 +12,12 @@ already hold, so a post is dead-lettered once, not once per restart.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import time
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,6 +37,29 @@ class DeadLetter:
     failed_at: str
     key: str = ""  # the record's source position (SourceRecord.key)
     error_type: str = ""  # the exception's class name, when one was raised
+    payload_truncated: bool = False  # the payload did not fit the dead-letter topic; see ``payload_sha256``
+    payload_sha256: str = ""  # of the whole original payload, when it was truncated
+
+    def fitting(self, max_bytes: int) -> "DeadLetter":
+        """This letter, its payload cut so its JSON fits in ``max_bytes``.
+
+        A record as large as the source topic allows can outgrow the
+        dead-letter topic once escaped into JSON (a control character takes 6
+        bytes); refusing it would stop the worker on that record forever. The
+        cut letter keeps the stage, reason and origin, the payload's head and
+        the hash of the whole: the record itself stays at its origin.
+        """
+        size = len(self.to_json())
+        if size <= max_bytes:
+            return self
+        digest = hashlib.sha256(self.original_payload()).hexdigest()
+        keep = int(len(self.payload) * (max_bytes - 2048) / size)  # characters escape to up to 6 bytes
+        while True:
+            keep = max(0, keep - keep % 4)  # whole base64 quanta
+            cut = replace(self, payload=self.payload[:keep], payload_truncated=True, payload_sha256=digest)
+            if len(cut.to_json()) <= max_bytes or keep == 0:
+                return cut
+            keep //= 2
 
     @classmethod
     def of(cls, record: SourceRecord, stage: str, reason: str, error_type: str = "") -> "DeadLetter":
@@ -111,6 +135,7 @@ class KafkaDeadLetterSink(DeadLetterSink):
         from kafka import KafkaProducer
 
         self._topic = cfg.dead_letter_topic
+        self._max_bytes = cfg.max_message_bytes - 64 * 1024  # room for the key, headers and record framing
         self._keys = _topic_keys(cfg)
         self._producer = KafkaProducer(acks="all", max_request_size=cfg.max_message_bytes, **cfg.client_options())
         self._futures: list = []
@@ -119,6 +144,7 @@ class KafkaDeadLetterSink(DeadLetterSink):
         if letter.key and letter.key in self._keys:
             return
         self._keys.add(letter.key)
+        letter = letter.fitting(self._max_bytes)
         headers = [("mkg.stage", letter.stage.encode()), ("mkg.reason", letter.reason.encode()[:1000])]
         self._futures.append(self._producer.send(self._topic, key=letter.key.encode() or None,
                                                  value=letter.to_json(), headers=headers))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from datetime import datetime, timezone
 from typing import Annotated
 
@@ -138,7 +139,13 @@ class Post(_Strict):
     @classmethod
     def _strip_id(cls, value: object) -> object:
         # " a" and "a " are the same post re-sent by a sloppy producer, not two posts
-        return value.strip() if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        for ch in value.strip():
+            if unicodedata.category(ch) == "Cc" and not ch.isspace():
+                # an id is a key, and FalkorDB's index cannot find one holding U+0001 again
+                raise ValueError(f"contains a control character (U+{ord(ch):04X})")
+        return value.strip()
 
     @field_validator("created_at", mode="before")
     @classmethod

@@ -26,6 +26,11 @@ What is here:
   :data:`MARKER`; the second asserts the decoded image is RGB within ``max_side``).
 * :func:`check_outcome`: the invariants over one run (in the graph xor in the dead
   letters, written once, nothing unknown in the graph, keys unique, ...).
+* :func:`key_cases`: a fixed list of the most important cases (for Kafka + Neo4j).
+
+Valid posts are never generated with :data:`KNOWN_BAD_CHARS` (empty now: U+0001, which
+FalkorDB's index loses, is refused in ids and removed from entity keys; see
+``test_u0001_never_reaches_a_graph_key``).
 """
 from __future__ import annotations
 
@@ -60,7 +65,7 @@ _HOLE = "\ue000"
 # Characters valid posts are not generated with, because of a known bug: the embedded graph
 # (FalkorDB's index) cannot find a string containing U+0001 again, so a post id or entity key
 # with it gets a new node on every write (strict-xfail tests in test_fuzz_worker.py show it).
-KNOWN_BAD_CHARS = "\x01"
+KNOWN_BAD_CHARS = ""  # was U+0001: ids with control characters are now refused, entity keys drop them
 
 ENTITY_TYPES = ("PER", "ORG", "LOC", "MISC")
 BAD_ENTITY_TYPES = ("FOO", "per", "Person", "PER ", " PER", "PER\u200b", "", "P" * 70, "1PER", "ПЕР",
@@ -276,9 +281,20 @@ def _below(n: int):
     return st.integers(0, n - 1)
 
 
+_salt = [0]  # set per input by draw_stream
+_SEEDS = st.randoms(use_true_random=True)  # one choice: the seed of a random.Random
+
+
 def pick(draw, seq):
-    """One element of ``seq``, about uniformly (shrinks towards the first)."""
-    return seq[draw(_below(len(seq)))]
+    """One element of ``seq``, about uniformly.
+
+    The drawn index is offset by a salt that :func:`draw_stream` sets for each input from a
+    ``random.Random`` seeded by one hypothesis choice per stream: hypothesis builds many
+    examples by mutating earlier ones, which repeats the same small choices, so without the
+    salt some options of a long list (one refused path among twenty) are rarely or never
+    drawn. The salt is a function of the example's choices, so a failing example replays
+    exactly."""
+    return seq[(draw(_below(len(seq))) + _salt[0]) % len(seq)]
 
 
 def between(draw, lo: int, hi: int) -> int:
@@ -300,6 +316,8 @@ _TEXT_CHARS = st.characters(categories=(), include_characters=_TEXT_ALPHABET)
 _BODY = st.one_of(st.text(_TEXT_CHARS, max_size=160), st.text(_STORABLE, max_size=50))
 _ATOMS = EMOJI + RTL + ODD + tuple(f"Ba{z}rack O{z}bama" for z in INVISIBLE[:8]) + ("\u202eevil\u202c", "Zoë\u200d")
 _SHORT = st.text(_STORABLE, max_size=20)
+# ids: no control characters but whitespace (refused at parse: FalkorDB's index loses ids with U+0001)
+_ID_CORE = st.text(st.characters(codec=None, exclude_categories=("Cs", "Cc"), exclude_characters=_HOLE), max_size=20)
 _GARBAGE = st.one_of(st.binary(min_size=1, max_size=300), st.text(max_size=200).map(str.encode))
 _NON_OBJECT = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(_STORABLE, max_size=20),
@@ -409,7 +427,7 @@ def draw_fields(draw, env: FuzzEnv, *, image: bool = True, marker: bool = False,
             start = between(draw, 0, len(text) - 1)
             ann["entities"] = [{"id": "bad", "start": start, "end": start + 1, "type": pick(draw, entity_types)}]
         post["annotations"] = ann
-    core = draw(_SHORT) if chance(draw, 2) else pick(draw, ODD_IDS + ("p", "post"))
+    core = draw(_ID_CORE) if chance(draw, 2) else pick(draw, ODD_IDS + ("p", "post"))
     return post, (core, pick(draw, _ID_DECO))
 
 
@@ -536,7 +554,7 @@ _WRONG_TYPES = (
     ("annotations", {"relations": [{"head": "a", "tail": "b"}]}),
 )
 _BAD_IDS = (" ", "", "\t\n", "\u3000", "\u2003 \u00a0", "\x1c\x1d", "\u0085", 1, 0, -1, 1.5, None, True, [], ["a"],
-            {"id": "a"}, "i" * 257, " " + "j" * 300 + " ")
+            {"id": "a"}, "i" * 257, " " + "j" * 300 + " ", "p\x01", "\x7fq")
 _BAD_TEXTS = ("", " ", "\n\t", "\u200b", "\u200b\u200c\u200d\u2060\ufeff", "\u202e\u2066\u2069", "\u00ad \u3000",
               " \u200b \u061c ", None, 1, ["text"], {"t": "x"}, True, 0.5, "y" * 20_001, "z" * 25_000, "w" * 100_000)
 _NUMBERS = ("9" * 5000, "1" + "0" * 4999, "-" + "7" * 5000, "3" * 4000, "1e400", "-1e400", "NaN", "Infinity",
@@ -790,9 +808,12 @@ def draw_stream(draw, env: FuzzEnv, min_size: int = 40, max_size: int = 80, pref
     """Inputs, good and hostile interleaved, with re-deliveries and conflicts after their
     originals; ids are unique (``...~<prefix><n>``) except where re-used on purpose."""
     n = between(draw, min_size, max_size)
+    rng = draw(_SEEDS)
     items: list[FuzzInput] = []
     for i in range(n):
+        _salt[0] = rng.randrange(1 << 30)
         items.extend(draw_draft(draw, env).build(f"{prefix}{i}"))
+    _salt[0] = 0
     for _ in range(between(draw, 0, n // 8)):
         originals = [i for i, it in enumerate(items) if it.post is not None and it.good]
         if not originals:

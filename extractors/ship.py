@@ -1,0 +1,98 @@
+"""Build the extractor versions shipped in the package (``make models``).
+
+    python -m extractors.ship [--data ../shared/data] [--kinds mner,mre]
+    python -m extractors.ship --from-store var/train-lora   # install versions trained already
+
+Trains MNER on Twitter-2017 and MRE on MNRE with LoRA adapters (fixed seed,
+model selection on the val split only), scores the selected version once on
+the test split, and installs it as ``extractors/shipped/<kind>/versions/
+<version>/`` with ``current`` naming it (the previous shipped version of that
+kind is removed). The research data comes from the public sources listed in
+``../shared/data/README.md`` (Twitter-2017 from jefferyYu/UMT, MNRE from
+thecharm/MNRE); it is for research evaluation only.
+``python -m benchmarks.shipped_models`` then measures what was installed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+from .store import KINDS, SHIPPED_DIR, ModelStore
+
+# The recipes the shipped versions were trained with (BENCHMARKS.md, "Shipped extractors").
+RECIPES = {
+    "mner": {"data": "twitter2017", "epochs": 6, "lr": 1e-3, "head_lr": 1e-3, "lora_r": 16},
+    "mre": {"data": "mnre", "epochs": 5, "lr": 1e-3, "head_lr": 1e-3, "lora_r": 16},
+}
+SEED = 42
+SAVE_DTYPE = "float16"
+
+
+def install(kind: str, source: ModelStore, version: str, dest: Path = SHIPPED_DIR) -> Path:
+    """Copy one version into the shipped folder and make it the shipped ``current`` of its kind."""
+    target = ModelStore(dest)
+    cfg = source.config(kind, version)
+    if cfg.get("format") != "adapter":
+        raise ValueError(f"{version} is a full version ({cfg.get('format', 'full')}); only adapter versions are shipped")
+    versions = dest / kind / "versions"
+    tmp = versions / (version + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    src = source.version_dir(kind, version)
+    tmp.mkdir()
+    for name in ("weights.safetensors", "config.json", "metrics.json"):
+        shutil.copy2(src / name, tmp / name)
+        os.chmod(tmp / name, 0o644)  # package data: readable by every user of an install
+    for old in versions.iterdir():
+        if old.name != tmp.name:
+            shutil.rmtree(old)
+    os.replace(tmp, versions / version)
+    target.promote(kind, version)
+    return versions / version
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .run import evaluate, train
+    from .training import TrainConfig
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--kinds", default="mner,mre")
+    parser.add_argument("--work", default="var/ship-work", help="model store the versions are trained into")
+    parser.add_argument("--from-store", help="install versions of this store instead of training (its current "
+                                             "one of each kind, or the newest, or --version)")
+    parser.add_argument("--version", action="append", default=[], metavar="KIND=VERSION",
+                        help="with --from-store: the version to install for KIND")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared machine)")
+    parser.add_argument("--dest", default=str(SHIPPED_DIR))
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    data = Path(args.data)
+    for kind in args.kinds.split(","):
+        if kind not in KINDS:
+            raise SystemExit(f"unknown kind {kind!r}")
+        recipe = RECIPES[kind]
+        folder = data / recipe["data"]
+        if args.from_store:
+            store = ModelStore(args.from_store)
+            chosen = dict(v.split("=", 1) for v in args.version)
+            version = chosen.get(kind) or store.current_version(kind) or store.versions(kind)[-1]
+        else:
+            cfg = TrainConfig(epochs=recipe["epochs"], lr=recipe["lr"], head_lr=recipe["head_lr"], seed=SEED,
+                              peft="lora", lora_r=recipe["lora_r"])
+            store = ModelStore(args.work)
+            version, _ = train(kind, folder, args.work, cfg, save_dtype=SAVE_DTYPE)
+        test = evaluate(kind, folder, store.root, version)
+        store.record_metrics(kind, version, "test", {k: v for k, v in test.items() if k != "version"})
+        path = install(kind, store, version, Path(args.dest))
+        print(json.dumps({"kind": kind, "version": version, "installed": str(path), "test_f1": test["f1"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
