@@ -19,13 +19,17 @@ MKG = [sys.executable, "-m", "pipeline.cli"]
 
 
 def test_demo_runs_end_to_end(short_tmp):
-    # run from an empty folder: no trained models there, so the demo uses the spaCy baseline
+    # run from an empty folder: no model store there, so the demo uses the models shipped in the package
+    from extractors.schema import MNRE_RELATIONS, relation_type_of
+
     out = subprocess.run(MKG + ["demo", "--workdir", str(short_tmp)], capture_output=True, text=True, timeout=300,
                          cwd=short_tmp, env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert out.returncode == 0, out.stderr
     assert "posts in graph: 40" in out.stdout
     assert "dead letters: 2" in out.stdout
-    assert "CO_MENTIONED" in out.stdout and "rows)" in out.stdout
+    assert "with mkg-multimodal@mner-" in out.stdout and "rows)" in out.stdout
+    typed = {relation_type_of(r) for r in MNRE_RELATIONS}
+    assert "CO_MENTIONED" not in out.stdout and any(f" {t} " in out.stdout for t in typed)
 
 
 def test_malformed_posts_go_to_dead_letters_and_the_rest_is_written(short_tmp, embedded_store, spacy_extractor):
