@@ -39,7 +39,7 @@ def export_full(store, kind: str, version: str, dest) -> str:
     spec = EncoderSpec(**cfg["encoder"])
     encoder, _ = build_encoder(spec, pretrained=False, n_interact=cfg["n_interact"], max_text_len=cfg["max_text_len"],
                                shared_key_mode=cfg["shared_key_mode"])
-    full = task.build(encoder, cfg["labels"])
+    full = task.build(encoder, cfg["labels"], image_gate=cfg.get("image_gate", False))
     state = {k.replace(".base_layer.", "."): v for k, v in model.state_dict().items() if "lora_" not in k}
     full.load_state_dict(state)
     return dest.save(kind, full, spec, metrics=store.metrics(kind, version), fingerprint=cfg["data_fingerprint"],

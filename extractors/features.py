@@ -83,6 +83,7 @@ class NERBatch(_OnDevice):
     tags: torch.Tensor | None = None
     pixels: torch.Tensor | None = None
     has_image: torch.Tensor | None = None
+    image_index: torch.Tensor | None = None  # row -> image (rows sharing a picture run it once)
 
 
 def encode_ner(tokenizer, sentences: Sequence[Sequence[str]], tag_ids: dict[str, int] | None,
@@ -125,5 +126,33 @@ def _covered(mask_row: torch.Tensor, n: int) -> int:
     return int(idx[-1]) + 1 if len(idx) else 0
 
 
-def ner_examples_to_lists(examples: Sequence[NERExample]):
-    return [ex.tokens for ex in examples], [ex.tags for ex in examples]
+def attach_images(batch: REBatch | NERBatch, images: Sequence[object | None]) -> REBatch | NERBatch:
+    """Give each row of ``batch`` its picture (``None``: no image), one vision pass per distinct picture.
+
+    Pictures are told apart by identity, so rows that carry the same image
+    object (the entity pairs of one post, or a benchmark attaching one photo to
+    many posts) share a row of ``pixels`` through ``image_index``. A batch
+    without any picture is left as it is: the encoder's learned no-image tokens.
+    """
+    if len(images) != batch.input_ids.shape[0]:
+        raise ValueError(f"{len(images)} images for {batch.input_ids.shape[0]} rows")
+    distinct: dict[int, int] = {}
+    pictures: list[object] = []
+    index = []
+    for image in images:
+        if image is None:
+            index.append(-1)
+            continue
+        if id(image) not in distinct:
+            distinct[id(image)] = len(pictures)
+            pictures.append(image)
+        index.append(distinct[id(image)])
+    if not pictures:
+        return batch
+    from .vision import preprocess
+
+    no_image = len(pictures)  # one extra row stands for "no image" (masked out by has_image)
+    batch.pixels = preprocess(pictures + pictures[:1])
+    batch.has_image = torch.tensor([True] * len(pictures) + [False])
+    batch.image_index = torch.tensor([no_image if i < 0 else i for i in index])
+    return batch

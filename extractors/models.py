@@ -16,6 +16,34 @@ from .features import NERBatch, REBatch
 from .fusion import DualStreamEncoder, StreamOutput
 
 
+class ImageGate(nn.Module):
+    """How much the picture may say: lambda = sigmoid(U h_text + V h_image + b) in (0, 1).
+
+    FocalMRE's gate (lambda = sigmoid(U h_t + V h_v), h = (1 - lambda) h_t +
+    lambda h_v) mixes two vectors of one width; here the classifier is split
+    into a text and a vision half of different widths, so the gate scales the
+    vision half's logits: ``W_t h_t + lambda W_v h_v``. One lambda per row (per
+    word for MNER), read from both modalities, so an unrelated picture can be
+    turned down while the learned no-image tokens keep their say.
+
+    Starts open (b = 4, lambda ~ 0.98, U = V = 0): added to a trained model it
+    changes nothing until trained with unrelated pictures
+    (:mod:`extractors.augment`).
+    """
+
+    def __init__(self, text_dim: int, vision_dim: int) -> None:
+        super().__init__()
+        self.text = nn.Linear(text_dim, 1)
+        self.vision = nn.Linear(vision_dim, 1, bias=False)
+        with torch.no_grad():
+            self.text.weight.zero_()
+            self.vision.weight.zero_()
+            self.text.bias.fill_(4.0)
+
+    def forward(self, h_text: torch.Tensor, h_vision: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.text(h_text) + self.vision(h_vision))
+
+
 class SplitLinear(nn.Module):
     """W [h_t ; h_v] kept as two matrices; rows can be appended for new classes.
 
@@ -26,10 +54,11 @@ class SplitLinear(nn.Module):
     with the model and grows with it.
     """
 
-    def __init__(self, text_dim: int, vision_dim: int, n_out: int) -> None:
+    def __init__(self, text_dim: int, vision_dim: int, n_out: int, image_gate: bool = False) -> None:
         super().__init__()
         self.text = nn.Linear(text_dim, n_out)
         self.vision = nn.Linear(vision_dim, n_out, bias=False)
+        self.gate = ImageGate(text_dim, vision_dim) if image_gate else None
         self.register_buffer("adjustment", torch.zeros(n_out))
 
     def forward(self, h_text: torch.Tensor, h_vision: torch.Tensor) -> torch.Tensor:
@@ -38,10 +67,15 @@ class SplitLinear(nn.Module):
 
     def raw(self, h_text: torch.Tensor, h_vision: torch.Tensor) -> torch.Tensor:
         """The logits without the adjustment: what every training loss (and the EWC Fisher) sees."""
-        return self.text(h_text) + self.vision(h_vision)
+        text, vision = self.halves(h_text, h_vision)
+        return text + vision
 
     def halves(self, h_text: torch.Tensor, h_vision: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.text(h_text), self.vision(h_vision)
+        """Each modality's contribution to the logits (the vision one after the gate)."""
+        vision = self.vision(h_vision)
+        if self.gate is not None:
+            vision = self.gate(h_text, h_vision) * vision
+        return self.text(h_text), vision
 
     def set_adjustment(self, offsets: torch.Tensor | None) -> None:
         """Set (or with ``None`` clear) the inference-time logit offsets, one per class."""
@@ -77,14 +111,19 @@ class MREModel(nn.Module):
     the pair (entity-start pooling); the vision representation is its CLS.
     """
 
-    def __init__(self, encoder: DualStreamEncoder, labels: list[str], dropout: float = 0.1) -> None:
+    def __init__(self, encoder: DualStreamEncoder, labels: list[str], dropout: float = 0.1,
+                 image_gate: bool = False) -> None:
         super().__init__()
         if labels[0] != "None":
             raise ValueError("label 0 must be 'None'")
         self.encoder = encoder
         self.labels = list(labels)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = SplitLinear(3 * encoder.text_dim, encoder.vision_dim, len(labels))
+        self.classifier = SplitLinear(3 * encoder.text_dim, encoder.vision_dim, len(labels), image_gate)
+
+    @property
+    def head(self) -> SplitLinear:
+        return self.classifier
 
     def representations(self, batch: REBatch) -> tuple[torch.Tensor, torch.Tensor, StreamOutput]:
         out = self.encoder(batch.input_ids, batch.attention_mask, batch.pixels, batch.has_image, batch.image_index)
@@ -109,16 +148,21 @@ class MREModel(nn.Module):
 class MNERModel(nn.Module):
     """BIO tagging with a CRF over [h_i_text ; h_CLS_vision] per word (Eq. 3)."""
 
-    def __init__(self, encoder: DualStreamEncoder, tags: list[str], dropout: float = 0.1) -> None:
+    def __init__(self, encoder: DualStreamEncoder, tags: list[str], dropout: float = 0.1,
+                 image_gate: bool = False) -> None:
         super().__init__()
         if tags[0] != "O":
             raise ValueError("tag 0 must be 'O'")
         self.encoder = encoder
         self.tags = list(tags)
         self.dropout = nn.Dropout(dropout)
-        self.emissions = SplitLinear(encoder.text_dim, encoder.vision_dim, len(tags))
+        self.emissions = SplitLinear(encoder.text_dim, encoder.vision_dim, len(tags), image_gate)
         self.crf = CRF(len(tags), batch_first=True)
         self._forbid_invalid_transitions()
+
+    @property
+    def head(self) -> SplitLinear:
+        return self.emissions
 
     def _forbid_invalid_transitions(self, only: set[int] | None = None) -> None:
         """I-X may only follow B-X or I-X: make other moves (and starting with I-X) very unlikely.
@@ -139,7 +183,7 @@ class MNERModel(nn.Module):
                         self.crf.transitions[i, j] = -1e4
 
     def word_features(self, batch: NERBatch) -> tuple[torch.Tensor, torch.Tensor, StreamOutput]:
-        out = self.encoder(batch.input_ids, batch.attention_mask, batch.pixels, batch.has_image)
+        out = self.encoder(batch.input_ids, batch.attention_mask, batch.pixels, batch.has_image, batch.image_index)
         h_words = torch.gather(out.text, 1, batch.word_index.unsqueeze(-1).expand(-1, -1, out.text.shape[-1]))
         h_vis = out.vision_cls.unsqueeze(1).expand(-1, h_words.shape[1], -1)
         return self.dropout(h_words), self.dropout(h_vis), out

@@ -53,7 +53,7 @@ def train(kind: str, data: str | Path, store_root: str | Path, cfg: TrainConfig,
     seed_everything(cfg.seed)  # the new layers' initial weights come from the seed, not from the process
     encoder, tokenizer = build_encoder(spec)
     task = RETask(tokenizer) if kind == "mre" else NERTask(tokenizer)
-    model = task.build(encoder, task.labels_from(train_ex))
+    model = task.build(encoder, task.labels_from(train_ex), image_gate=cfg.image_gate)
     if cfg.peft == "lora":
         from .adapters import LoraSpec, add_lora
 
@@ -73,6 +73,38 @@ def train(kind: str, data: str | Path, store_root: str | Path, cfg: TrainConfig,
                          train_config=asdict(cfg), save_dtype=save_dtype)
     if promote:
         store.promote(kind, version)
+    return version, metrics
+
+
+def train_image_gate(kind: str, data: str | Path, source: ModelStore, base: str, store_root: str | Path,
+                     cfg: TrainConfig, save_dtype: str = "float32") -> tuple[str, dict]:
+    """A new version of ``base`` that unrelated pictures do not sway: only its image gate (added
+    if it has none) and the vision half of its classifier train, on the train split with
+    unrelated pictures attached (``cfg.image_augment``); what it learned from text is kept.
+    ``base`` is read from ``source``, the new version saved in ``store_root``."""
+    import time
+
+    from .models import ImageGate
+
+    if cfg.train_only != "image_gate" or cfg.image_augment <= 0:
+        raise ValueError("train_image_gate needs train_only='image_gate' and image_augment > 0")
+    model, task, base_cfg = source.load(kind, base)
+    head = model.head
+    if head.gate is None:
+        head.gate = ImageGate(head.text.in_features, head.vision.in_features)
+    train_path, val_path = split_file(data, "train"), split_file(data, "val")
+    train_ex, val_ex = read_examples(kind, train_path), read_examples(kind, val_path)
+    started = time.perf_counter()
+    result = fit(task, model, train_ex, val_ex, cfg)
+    metrics = {"val": result.best_val, "best_epoch": result.best_epoch, "history": result.history,
+               "train_examples": len(train_ex), "val_examples": len(val_ex),
+               "train_seconds": round(time.perf_counter() - started, 1),
+               "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+               "base_train": source.metrics(kind, base)}
+    spec = EncoderSpec(**base_cfg["encoder"])
+    train_config = {**base_cfg["train_config"], "image_gate_stage": asdict(cfg)}
+    version = ModelStore(store_root).save(kind, model, spec, metrics=metrics, fingerprint=base_cfg["data_fingerprint"],
+                                          train_config=train_config, parent=base, save_dtype=save_dtype)
     return version, metrics
 
 

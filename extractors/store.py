@@ -94,7 +94,7 @@ class ModelStore:
                   "n_interact": enc.n_interact, "max_text_len": enc.max_text_len,
                   "shared_key_mode": enc.shared_key_mode, "created_at": stamp, "data_fingerprint": fingerprint,
                   "train_config": train_config or {}, "parent": parent, "format": "adapter" if adapter else "full",
-                  "save_dtype": save_dtype}
+                  "save_dtype": save_dtype, "image_gate": model.head.gate is not None}
         if adapter:
             config["peft"] = dict(enc.lora)
             config["base_encoders"] = base_checksums(enc, spec)
@@ -181,7 +181,7 @@ class ModelStore:
             verify_base(encoder, spec, cfg.get("base_encoders", {}), f"{kind} version {version}")
             add_lora(encoder, LoraSpec.from_dict(cfg["peft"]))
         task = RETask(tokenizer) if kind == "mre" else NERTask(tokenizer)
-        model = task.build(encoder, cfg["labels"])
+        model = task.build(encoder, cfg["labels"], image_gate=cfg.get("image_gate", False))
         path = str(self.version_dir(kind, version) / "weights.safetensors")
         with safe_open(path, "pt") as fh:
             metadata = fh.metadata()

@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import torch
 
 from .datasets import NERExample, REExample, entity_types, relation_labels
-from .features import encode_ner, encode_re, register_markers
+from .features import attach_images, encode_ner, encode_re, register_markers
 from .metrics import ner_entity_prf, ner_per_type, re_micro_prf, re_per_relation
 from .models import MNERModel, MREModel
 
@@ -39,8 +39,8 @@ class RETask:
     def labels_from(self, examples: Sequence[REExample]) -> list[str]:
         return relation_labels(list(examples))
 
-    def build(self, encoder, labels: list[str]) -> MREModel:
-        return MREModel(encoder, labels)
+    def build(self, encoder, labels: list[str], image_gate: bool = False) -> MREModel:
+        return MREModel(encoder, labels, image_gate=image_gate)
 
     def batches(self, model: MREModel, examples: Sequence[REExample], batch_size: int,
                 shuffle: bool = False, rng: random.Random | None = None) -> Iterator:
@@ -50,11 +50,15 @@ class RETask:
 
     @torch.inference_mode()
     def predict(self, model: MREModel, examples: Sequence[REExample], batch_size: int = 64,
-                device: str = "cpu") -> tuple[list[str], list[float]]:
+                device: str = "cpu", images: Sequence | None = None) -> tuple[list[str], list[float]]:
+        """Labels and confidences; ``images``: one picture (or ``None``) per example, else text only."""
         model.eval()
         labels, confs = [], []
         for i in range(0, len(examples), batch_size):
-            batch = encode_re(self.tokenizer, examples[i:i + batch_size], None, self.max_len).to(device)
+            batch = encode_re(self.tokenizer, examples[i:i + batch_size], None, self.max_len)
+            if images is not None:
+                batch = attach_images(batch, images[i:i + batch_size])
+            batch = batch.to(device)
             probs = model(batch).float().softmax(-1)
             conf, idx = probs.max(-1)
             labels += [model.labels[j] for j in idx.tolist()]
@@ -62,9 +66,9 @@ class RETask:
         return labels, confs
 
     def evaluate(self, model: MREModel, examples: Sequence[REExample], device: str = "cpu",
-                 per_class: bool = False) -> dict:
+                 per_class: bool = False, images: Sequence | None = None) -> dict:
         """Micro P/R/F1 excluding ``None``; ``per_class`` adds ``per_relation`` (P/R/F1, support)."""
-        pred, _ = self.predict(model, examples, device=device)
+        pred, _ = self.predict(model, examples, device=device, images=images)
         gold = [ex.relation for ex in examples]
         out = re_micro_prf(gold, pred)
         if per_class:
@@ -82,8 +86,8 @@ class NERTask:
         types = entity_types(list(examples))
         return ["O", *[f"{p}-{t}" for t in types for p in ("B", "I")]]
 
-    def build(self, encoder, labels: list[str]) -> MNERModel:
-        return MNERModel(encoder, labels)
+    def build(self, encoder, labels: list[str], image_gate: bool = False) -> MNERModel:
+        return MNERModel(encoder, labels, image_gate=image_gate)
 
     def batches(self, model: MNERModel, examples: Sequence[NERExample], batch_size: int,
                 shuffle: bool = False, rng: random.Random | None = None) -> Iterator:
@@ -93,20 +97,24 @@ class NERTask:
 
     @torch.inference_mode()
     def predict(self, model: MNERModel, sentences: Sequence[Sequence[str]], batch_size: int = 64,
-                device: str = "cpu") -> list[list[str]]:
+                device: str = "cpu", images: Sequence | None = None) -> list[list[str]]:
+        """BIO tags per word; ``images``: one picture (or ``None``) per sentence, else text only."""
         model.eval()
         out: list[list[str]] = []
         for i in range(0, len(sentences), batch_size):
             chunk = sentences[i:i + batch_size]
-            batch = encode_ner(self.tokenizer, chunk, None, None, self.max_len).to(device)
+            batch = encode_ner(self.tokenizer, chunk, None, None, self.max_len)
+            if images is not None:
+                batch = attach_images(batch, images[i:i + batch_size])
+            batch = batch.to(device)
             for sent, path in zip(chunk, model.decode(batch)):
                 out.append(path + ["O"] * (len(sent) - len(path)))  # truncated words: O
         return out
 
     def evaluate(self, model: MNERModel, examples: Sequence[NERExample], device: str = "cpu",
-                 per_class: bool = False) -> dict:
+                 per_class: bool = False, images: Sequence | None = None) -> dict:
         """Entity-level P/R/F1; ``per_class`` adds ``per_type`` (P/R/F1, support)."""
-        pred = self.predict(model, [e.tokens for e in examples], device=device)
+        pred = self.predict(model, [e.tokens for e in examples], device=device, images=images)
         gold = [e.tags for e in examples]
         out = ner_entity_prf(gold, pred)
         if per_class:

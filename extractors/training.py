@@ -41,6 +41,10 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int | None = None  # default 2 * lora_r
     lora_dropout: float = 0.1
+    # pictures (extractors.augment): the research data has none, production posts do
+    image_gate: bool = True  # new models get an ImageGate on the vision half of their classifier
+    image_augment: float = 0.5  # share of training rows given an unrelated picture, label kept (0: text only)
+    train_only: str = "all"  # "image_gate": only the gate and the classifier's vision half train
 
     def resolved_device(self) -> str:
         if self.device == "auto":
@@ -96,6 +100,15 @@ def apply_freeze(model, cfg: TrainConfig, any_image: bool) -> None:
     freeze = has_lora(model) or cfg.freeze_vision == "yes" or (cfg.freeze_vision == "auto" and not any_image)
     for p in model.encoder.vision.parameters():
         p.requires_grad = not freeze
+    if cfg.train_only == "image_gate":
+        # a trained model made robust to pictures without touching what it learned from text
+        if model.head.gate is None:
+            raise ValueError("train_only='image_gate' needs a model with an image gate")
+        keep = {id(p) for m in (model.head.gate, model.head.vision) for p in m.parameters()}
+        for p in model.parameters():
+            p.requires_grad = id(p) in keep
+    elif cfg.train_only != "all":
+        raise ValueError(f"train_only must be 'all' or 'image_gate', not {cfg.train_only!r}")
 
 
 def fit(task, model, train: Sequence, val: Sequence, cfg: TrainConfig, checkpoint_dir: Path | None = None,
@@ -115,6 +128,11 @@ def fit(task, model, train: Sequence, val: Sequence, cfg: TrainConfig, checkpoin
     optimizer = make_optimizer(model, cfg)
     scheduler = linear_warmup(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
     rng = random.Random(cfg.seed)
+    pictures = None
+    if cfg.image_augment > 0:
+        from .augment import UnrelatedPictures
+
+        pictures = UnrelatedPictures(cfg.seed + 1)
     result = TrainResult(-1, {"f1": -1.0})
     best_state = None
     start_epoch = 0
@@ -125,6 +143,8 @@ def fit(task, model, train: Sequence, val: Sequence, cfg: TrainConfig, checkpoin
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         rng.setstate(state["rng"])
+        if pictures is not None and state.get("pictures_rng") is not None:
+            pictures.rng.setstate(state["pictures_rng"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch = state["epoch"] + 1
         result = TrainResult(state["best_epoch"], state["best_val"], state["history"])
@@ -138,6 +158,10 @@ def fit(task, model, train: Sequence, val: Sequence, cfg: TrainConfig, checkpoin
         bar = tqdm(task.batches(model, train, cfg.batch_size, shuffle=True, rng=rng), total=steps_per_epoch,
                    desc=f"{task.kind} epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
         for batch in bar:
+            if pictures is not None:
+                from .augment import with_unrelated_pictures
+
+                batch = with_unrelated_pictures(batch, pictures, cfg.image_augment)
             batch = batch.to(device)
             with autocast:
                 loss = loss_fn(model, batch)
@@ -164,6 +188,7 @@ def fit(task, model, train: Sequence, val: Sequence, cfg: TrainConfig, checkpoin
             tmp = ckpt_path.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "rng": rng.getstate(),
+                        "pictures_rng": pictures.rng.getstate() if pictures is not None else None,
                         "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_epoch": result.best_epoch,
                         "best_val": result.best_val, "history": result.history, "best_state": best_state,
                         "config": asdict(cfg)}, tmp)

@@ -74,7 +74,7 @@ REMOVE_INFERRED = "MATCH (:Entity)-[e]->(:Entity) WHERE e.inferred = true DELETE
 POST_STATEMENT = (
     "UNWIND $rows AS r MERGE (p:Post {id: r.id}) "
     "ON CREATE SET p.created_at = r.created_at, p.text = r.text, p.author = r.author, p.source = r.source, "
-    "p.content_hash = r.content_hash "
+    "p.content_hash = r.content_hash, p.image = r.image "
     "ON MATCH SET p.content_hash = CASE WHEN p.content_hash IS NULL AND p.text = r.text "
     "THEN r.content_hash ELSE p.content_hash END "
     "WITH p, r WHERE p.content_hash = r.content_hash "
@@ -106,7 +106,7 @@ def batch_statements(batch: GraphBatch, schema: LabelSchema) -> list[tuple[str, 
         rows = [
             {"id": p.id, "created_at": p.created_at, "text": p.text, "author": p.author,
              "source": p.source, "mentions": sorted(set(p.mentions)), "model_version": p.model_version,
-             "content_hash": p.content_hash}
+             "content_hash": p.content_hash, "image": p.image}
             for p in batch.posts
         ]
         out.append((POST_STATEMENT, {"rows": rows}))

@@ -88,6 +88,7 @@ class PostRow:
     mentions: tuple[str, ...] = ()  # entity keys
     model_version: str = ""
     content_hash: str = ""  # of the whole post: a reused id with other content is a conflict
+    image: str | None = None  # the post's image reference (path, or sha256 of base64 bytes)
 
 
 @dataclass

@@ -11,15 +11,20 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .config import SAMPLE_STREAM, Config, ConfigError, load_config
+from .config import SAMPLE_IMAGES, SAMPLE_STREAM, Config, ConfigError, load_config
 from .logs import setup_logging
 
 log = logging.getLogger("mkg")
 
 EXAMPLE_QUERY = (
-    "MATCH (h:Entity)-[r]->(t:Entity) "
-    "RETURN h.name AS head, type(r) AS relation, t.name AS tail, size(r.post_ids) AS posts "
-    "ORDER BY posts DESC, head, tail LIMIT 10"
+    "MATCH (h:Entity)-[r]->(t:Entity) WHERE r.inferred = false "
+    "RETURN h.name AS head, type(r) AS relation, t.name AS tail, round(r.confidence * 100) / 100 AS confidence, "
+    "r.post_ids[0] AS post ORDER BY confidence DESC, head, tail LIMIT 12"
+)
+IMAGE_QUERY = (
+    "MATCH (p:Post)-[:MENTIONS]->(h:Entity)-[r]->(t:Entity) WHERE p.id IN r.post_ids AND p.image IS NOT NULL "
+    "RETURN p.id AS post, h.name AS head, type(r) AS relation, t.name AS tail, "
+    "round(r.confidence * 100) / 100 AS confidence ORDER BY post, head, tail"
 )
 
 CONFIG_HELP = "YAML config file (examples in pipeline/configs/); without it: embedded local log + embedded graph"
@@ -32,12 +37,17 @@ def _load(args) -> Config:
 
 
 def cmd_demo(args) -> int:
-    """Embedded end to end: bundled sample -> spaCy -> embedded graph -> summary + query."""
+    """Embedded end to end: bundled sample (posts with and without photos) -> the shipped
+    multimodal extractor -> embedded graph -> summary + queries."""
+    import time
+
     from .runtime import running_worker
 
+    started = time.perf_counter()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="mkg-demo-"))
     cfg = load_config(None, environ={})
     cfg.source.path = Path(args.posts) if args.posts else SAMPLE_STREAM
+    cfg.images.roots = [args.images or SAMPLE_IMAGES]
     cfg.graph.embedded_dir = workdir / "graph"
     cfg.worker.dead_letter_path = workdir / "dead_letters.jsonl"
     cfg.worker.state_dir = workdir / "state"
@@ -49,13 +59,32 @@ def cmd_demo(args) -> int:
             "MATCH (p:Post) WITH count(p) AS posts MATCH (e:Entity) WITH posts, count(e) AS entities "
             "OPTIONAL MATCH (:Entity)-[r]->(:Entity) RETURN posts, entities, count(r) AS facts"
         ).rows[0]
+        with_image = graph.query("MATCH (p:Post) WHERE p.image IS NOT NULL RETURN count(p)").rows[0][0]
         print(f"Processed {metrics.records_received} records from {cfg.source.path.name} with {worker.extractor.model_version}")
-        print(f"  posts in graph: {counts[0]}, entities: {counts[1]}, facts: {counts[2]}")
+        for line in _extractor_versions(worker.extractor):
+            print(f"  {line}")
+        print(f"  posts in graph: {counts[0]} ({with_image} with a photo), entities: {counts[1]}, facts: {counts[2]}")
         print(f"  dead letters: {metrics.dead_lettered} -> {cfg.worker.dead_letter_path} {dict(metrics.dead_letters)}")
         print(f"  graph: embedded FalkorDB in {cfg.graph.embedded_dir}\n")
         print(f"Example query:\n  {EXAMPLE_QUERY}\n")
         _print_table(graph.query(EXAMPLE_QUERY))
+        print(f"\nFacts from posts with a photo:\n  {IMAGE_QUERY}\n")
+        _print_table(graph.query(IMAGE_QUERY))
+    print(f"\nDemo finished in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def _extractor_versions(extractor) -> list[str]:
+    """One line per model kind: version and where it came from (shipped / trained / continual)."""
+    store = getattr(extractor, "store", None)
+    if store is None:
+        return []
+    out = []
+    for kind in ("mner", "mre"):
+        version = store.current_version(kind)
+        if version is not None:
+            out.append(f"{kind}: {version} ({store.origin(kind, version)})")
+    return out
 
 
 def _stop_on_signals() -> threading.Event:
@@ -321,10 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="run the whole pipeline on the bundled sample, embedded (no servers)",
-                       description="Read the bundled sample stream, extract entities and relations (the trained multimodal "
-                                   "models in var/models if there are any, else spaCy), write an embedded graph, "
-                                   "print a summary and the result of an example Cypher query.")
+                       description="Read the bundled sample stream (posts with and without photos), extract entities and "
+                                   "typed relations with the multimodal extractor (the versions promoted in "
+                                   "var/models, else the ones shipped with mkg), write an embedded graph, print "
+                                   "which models ran, a summary, and the facts with their confidences and posts.")
     p.add_argument("--posts", help="JSONL posts to use instead of the bundled sample")
+    p.add_argument("--images", help="folder the posts' image paths point into (default: the sample's photos)")
     p.add_argument("--workdir", help="where the graph and dead letters go (default: a new temp dir)")
     p.set_defaults(func=cmd_demo)
 

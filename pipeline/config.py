@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 SAMPLE_STREAM = Path(__file__).parent / "data" / "sample_posts.jsonl"
+SAMPLE_IMAGES = Path(__file__).parent / "data" / "sample_images"  # the photos the sample posts name
 SECRET_ENV = {
     "MKG_NEO4J_PASSWORD": ("graph", "neo4j_password"),
     "MKG_KAFKA_SASL_USERNAME": ("kafka", "sasl_username"),

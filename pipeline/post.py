@@ -94,6 +94,13 @@ class Image(_Strict):
             raise ValueError("image.path must be a local file path, not a URL")
         return self
 
+    @property
+    def reference(self) -> str:
+        """What the graph records of the image: the path as given, or the sha256 of base64 bytes."""
+        if self.path is not None:
+            return self.path
+        return "base64:sha256:" + hashlib.sha256(self.base64.encode("ascii", "replace")).hexdigest()
+
 
 class EntityAnnotation(_Strict):
     """A gold entity: character span [start, end) of the text and its type."""

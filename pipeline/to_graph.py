@@ -49,4 +49,5 @@ def add_post(batch: GraphBatch, post: Post, extraction: Extraction, model_versio
     batch.entities.extend(entities)
     batch.facts.extend(facts)
     batch.posts.append(PostRow(post.id, seen, post.text, post.author, post.source,
-                               tuple(sorted({e.key for e in entities})), model_version, post.content_hash))
+                               tuple(sorted({e.key for e in entities})), model_version, post.content_hash,
+                               post.image.reference if post.image is not None else None))

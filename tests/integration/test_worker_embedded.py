@@ -25,9 +25,12 @@ def test_demo_runs_end_to_end(short_tmp):
     out = subprocess.run(MKG + ["demo", "--workdir", str(short_tmp)], capture_output=True, text=True, timeout=300,
                          cwd=short_tmp, env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert out.returncode == 0, out.stderr
-    assert "posts in graph: 40" in out.stdout
+    assert "posts in graph: 47 (7 with a photo)" in out.stdout
     assert "dead letters: 2" in out.stdout
     assert "with mkg-multimodal@mner-" in out.stdout and "rows)" in out.stdout
+    assert "mner: mner-" in out.stdout and "(shipped)" in out.stdout  # which versions ran, and from where
+    photo_facts = out.stdout.split("Facts from posts with a photo:")[1]
+    assert "sample-04" in photo_facts  # typed facts extracted from posts that carry a photo
     typed = {relation_type_of(r) for r in MNRE_RELATIONS}
     assert "CO_MENTIONED" not in out.stdout and any(f" {t} " in out.stdout for t in typed)
 
