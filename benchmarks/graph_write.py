@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from extractors.base import ExtractionInput
-from extractors.schema import LabelSchema
+from graph_store.schema import LabelSchema
 from extractors.spacy_ner import SpacyExtractor
 from graph_store.records import GraphBatch
 from pipeline.post import parse_post

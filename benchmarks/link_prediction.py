@@ -108,7 +108,7 @@ def inductive_split(split: TripleSplit, fraction: float, seed: int) -> tuple[Tri
 
 def mnre_graph(workdir: Path):
     """Gold MNRE posts -> pipeline.to_graph -> embedded graph -> snapshot."""
-    from extractors.schema import LabelSchema
+    from graph_store.schema import LabelSchema
     from graph_store.completion.snapshot import take_snapshot
     from graph_store.embedded import EmbeddedGraphStore
     from graph_store.records import GraphBatch

@@ -15,9 +15,10 @@ import logging
 from dataclasses import asdict, dataclass, field
 from time import monotonic
 
-from extractors.schema import IDENTIFIER, NO_RELATION, relation_type_of
+from extractors.schema import NO_RELATION, relation_type_of
 from extractors.store import ModelStore
 from graph_store.base import GraphStore
+from graph_store.schema import IDENTIFIER
 from graph_store.schema_registry import record_classes
 
 from .labelled import LabelledStore, examples_from_post, now_iso

@@ -1,16 +1,15 @@
-"""Label schema: which entity types and relation types may reach the graph.
+"""The models' label catalogue: MNRE relation names and how they read as graph names.
 
-Labels and relationship types cannot be Cypher parameters, so they end up in
-query text. Everything a model emits is therefore checked here first, against
-both a strict identifier pattern and the set of known names; anything else is
-rejected with :class:`SchemaViolation` before any Cypher is built.
+This is the model side of the schema: the relation labels the MRE model is
+trained on (``/per/org/member_of``), the "no relation" label, and the two
+readings of a label the rest of the system needs (its graph relationship
+type, the entity types it implies). Which names the graph accepts, and the
+checks that keep unsafe names out of Cypher, are the graph's business:
+:mod:`graph_store.schema` (``LabelSchema``, ``SchemaViolation``, ``IDENTIFIER``).
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-
-IDENTIFIER = re.compile(r"^[A-Z][A-Z0-9_]{0,62}$")
 
 # MNRE relation names (see ../shared/data/README.md) -> graph relationship type.
 MNRE_RELATIONS: tuple[str, ...] = (
@@ -23,9 +22,10 @@ MNRE_RELATIONS: tuple[str, ...] = (
 )
 NO_RELATION = "None"
 
-
-class SchemaViolation(ValueError):
-    """A label or relation type that must not reach the graph."""
+# TRANSITIONAL (issue #17): continual/candidates.py still imports IDENTIFIER from
+# here; the rule's home is graph_store.schema.IDENTIFIER. Remove these lines once
+# candidates.py imports it from there (see the h-schema report).
+IDENTIFIER = re.compile(r"^[A-Z][A-Z0-9_]{0,62}$")
 
 
 def relation_type_of(name: str) -> str:
@@ -46,36 +46,3 @@ def implied_types(name: str) -> tuple[str, str] | None:
     if len(parts) == 3:
         return parts[0].upper(), parts[1].upper()
     return None
-
-
-@dataclass(frozen=True)
-class LabelSchema:
-    """The entity types and relationship types the graph accepts."""
-
-    entity_types: frozenset[str] = frozenset({"PER", "ORG", "LOC", "MISC"})
-    relation_types: frozenset[str] = field(
-        default_factory=lambda: frozenset({relation_type_of(r) for r in MNRE_RELATIONS} | {"CO_MENTIONED"})
-    )
-
-    def __post_init__(self) -> None:
-        for name in self.entity_types | self.relation_types:
-            if not IDENTIFIER.match(name):
-                raise SchemaViolation(f"schema name {name!r} is not a safe identifier")
-
-    def check_entity_type(self, name: str) -> str:
-        if not isinstance(name, str) or not IDENTIFIER.match(name):
-            raise SchemaViolation(f"entity type {name!r} is not an identifier [A-Z][A-Z0-9_]*")
-        if name not in self.entity_types:
-            raise SchemaViolation(f"entity type {name!r} is not in the schema")
-        return name
-
-    def check_relation_type(self, name: str) -> str:
-        if not isinstance(name, str) or not IDENTIFIER.match(name):
-            raise SchemaViolation(f"relation type {name!r} is not an identifier [A-Z][A-Z0-9_]*")
-        if name not in self.relation_types:
-            raise SchemaViolation(f"relation type {name!r} is not in the schema")
-        return name
-
-    def extended(self, entity_types: set[str] = frozenset(), relation_types: set[str] = frozenset()) -> "LabelSchema":
-        """A new schema with more classes (continual learning grows it)."""
-        return LabelSchema(self.entity_types | frozenset(entity_types), self.relation_types | frozenset(relation_types))

@@ -5,10 +5,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from extractors.schema import LabelSchema
-
 from .cypher import COUNT_INFERRED, POST_HASHES, REMOVE_INFERRED, batch_statements, inferred_statements
 from .records import GraphBatch, InferredFact
+from .schema import LabelSchema
 
 
 class GraphUnavailable(RuntimeError):
@@ -48,7 +47,7 @@ class GraphStore(ABC):
         """Write one batch atomically where the backend allows; idempotent.
 
         Validates every label and relationship type first, so a bad batch
-        raises :class:`extractors.schema.SchemaViolation` and writes nothing.
+        raises :class:`graph_store.schema.SchemaViolation` and writes nothing.
         """
         statements = batch_statements(batch, self.schema)
         if statements:
@@ -79,11 +78,16 @@ class GraphStore(ABC):
         """
         self._run_write(inferred_statements(facts, run_id, self.schema))
 
+    def count_inferred(self) -> int:
+        """How many inferred edges (the completion model's predictions) the graph holds."""
+        (count,) = self.query(COUNT_INFERRED).rows[0]
+        return int(count)
+
     def remove_inferred(self) -> int:
         """Delete every inferred edge (only those); returns how many there were."""
-        (count,) = self.query(COUNT_INFERRED).rows[0]
+        count = self.count_inferred()
         self._run_write([(REMOVE_INFERRED, {})])
-        return int(count)
+        return count
 
     @abstractmethod
     def _run_write(self, statements: list[tuple[str, dict]]) -> None:

@@ -1,22 +1,26 @@
-"""The write statements both backends run (same Cypher for Neo4j and FalkorDB).
+"""The Cypher both backends run (same text for Neo4j and FalkorDB).
 
-Labels and relationship types are spliced into the text only after
-:class:`extractors.schema.LabelSchema` accepted them; values always travel as
-parameters. Re-running a statement with the same rows changes nothing, which
-is what makes at-least-once delivery exact in the graph.
+Every label, relationship type and key property comes from
+:mod:`graph_store.schema`; names that come from models (entity types,
+relation types) are spliced into the text only after a
+:class:`graph_store.schema.LabelSchema` accepted them, and values always
+travel as parameters. Re-running a write with the same rows changes nothing,
+which is what makes at-least-once delivery exact in the graph.
 """
 from __future__ import annotations
 
-from extractors.schema import LabelSchema
-
 from .records import GraphBatch, InferredFact, aggregate_entities, aggregate_facts
+from .schema import (
+    CANDIDATE_RELATION, CANDIDATE_TYPE, ENTITY, EXAMPLE, INFERRED, MENTIONS, POST, PROVENANCE, LabelSchema,
+    NodeKind, SchemaViolation,
+)
+
+_E, _P = ENTITY.label, POST.label
+(_EKEY,), (_PID,) = ENTITY.key, POST.key
 
 # Provenance merge shared by nodes and edges: union of post ids, widened time
 # window; the model version and confidence follow the newest evidence.
-_PROV_ON_CREATE = (
-    "ON CREATE SET {v}.post_ids = r.post_ids, {v}.first_seen = r.first_seen, {v}.last_seen = r.last_seen, "
-    "{v}.confidence = r.confidence, {v}.model_version = r.model_version, {v}.model_versions = r.model_versions "
-)
+_PROV_ON_CREATE = "ON CREATE SET " + ", ".join(f"{{v}}.{p} = r.{p}" for p in PROVENANCE) + " "
 _PROV_ON_MATCH = (
     "ON MATCH SET {v}.post_ids = {v}.post_ids + [p IN r.post_ids WHERE NOT p IN {v}.post_ids], "
     "{v}.first_seen = CASE WHEN r.first_seen < {v}.first_seen THEN r.first_seen ELSE {v}.first_seen END, "
@@ -25,11 +29,12 @@ _PROV_ON_MATCH = (
     "{v}.confidence = CASE WHEN r.confidence > {v}.confidence THEN r.confidence ELSE {v}.confidence END, "
     "{v}.model_versions = {v}.model_versions + [m IN r.model_versions WHERE NOT m IN {v}.model_versions] "
 )
+_ENDS = f"UNWIND $rows AS r MATCH (h:{_E} {{{_EKEY}: r.head}}) MATCH (t:{_E} {{{_EKEY}: r.tail}}) "
 
 
 def entity_statement(label: str) -> str:
     return (
-        f"UNWIND $rows AS r MERGE (e:Entity:{label} {{key: r.key}}) "
+        f"UNWIND $rows AS r MERGE (e:{_E}:{label} {{{_EKEY}: r.key}}) "
         + _PROV_ON_CREATE.format(v="e") + ", e.name = r.name, e.type = '" + label + "' "
         + _PROV_ON_MATCH.format(v="e")
     )
@@ -40,8 +45,7 @@ def fact_statement(rel_type: str) -> str:
     # completion's guess for the same (head, type, tail) are two distinct
     # edges and neither write ever overwrites the other.
     return (
-        "UNWIND $rows AS r MATCH (h:Entity {key: r.head}) MATCH (t:Entity {key: r.tail}) "
-        f"MERGE (h)-[e:{rel_type} {{inferred: false}}]->(t) "
+        _ENDS + f"MERGE (h)-[e:{rel_type} {{{INFERRED}: false}}]->(t) "
         + _PROV_ON_CREATE.format(v="e") + " "
         + _PROV_ON_MATCH.format(v="e")
     )
@@ -51,19 +55,19 @@ def inferred_fact_statement(rel_type: str) -> str:
     """Upsert completion predictions (``inferred: true``); a prediction that is
     already an extracted fact is skipped, a repeated one is refreshed in place."""
     return (
-        "UNWIND $rows AS r MATCH (h:Entity {key: r.head}) MATCH (t:Entity {key: r.tail}) "
-        f"OPTIONAL MATCH (h)-[x:{rel_type}]->(t) WHERE x.inferred = false "
+        _ENDS + f"OPTIONAL MATCH (h)-[x:{rel_type}]->(t) WHERE x.{INFERRED} = false "
         "WITH h, t, r, count(x) AS extracted WHERE extracted = 0 "
-        f"MERGE (h)-[e:{rel_type} {{inferred: true}}]->(t) "
+        f"MERGE (h)-[e:{rel_type} {{{INFERRED}: true}}]->(t) "
         "SET e.score = r.score, e.model_version = r.model_version, e.inferred_at = r.inferred_at, e.run_id = r.run_id"
     )
 
 
 # Inferred edges of earlier runs that this run did not predict again (or that
 # have since been extracted) are stale; run after this run's upserts.
-REMOVE_STALE_INFERRED = "MATCH (:Entity)-[e]->(:Entity) WHERE e.inferred = true AND e.run_id <> $run_id DELETE e"
-COUNT_INFERRED = "MATCH (:Entity)-[e]->(:Entity) WHERE e.inferred = true RETURN count(e)"
-REMOVE_INFERRED = "MATCH (:Entity)-[e]->(:Entity) WHERE e.inferred = true DELETE e"
+_INFERRED_EDGES = f"MATCH (:{_E})-[e]->(:{_E}) WHERE e.{INFERRED} = true "
+REMOVE_STALE_INFERRED = _INFERRED_EDGES + "AND e.run_id <> $run_id DELETE e"
+COUNT_INFERRED = _INFERRED_EDGES + "RETURN count(e)"
+REMOVE_INFERRED = _INFERRED_EDGES + "DELETE e"
 
 
 # A post is written once: a re-delivery (same content hash) only re-merges its
@@ -72,23 +76,103 @@ REMOVE_INFERRED = "MATCH (:Entity)-[e]->(:Entity) WHERE e.inferred = true DELETE
 # when two workers race). A node from before content hashes adopts the hash
 # when its text matches.
 POST_STATEMENT = (
-    "UNWIND $rows AS r MERGE (p:Post {id: r.id}) "
+    f"UNWIND $rows AS r MERGE (p:{_P} {{{_PID}: r.id}}) "
     "ON CREATE SET p.created_at = r.created_at, p.text = r.text, p.author = r.author, p.source = r.source, "
     "p.content_hash = r.content_hash, p.image = r.image "
     "ON MATCH SET p.content_hash = CASE WHEN p.content_hash IS NULL AND p.text = r.text "
     "THEN r.content_hash ELSE p.content_hash END "
     "WITH p, r WHERE p.content_hash = r.content_hash "
-    "UNWIND r.mentions AS k MATCH (e:Entity {key: k}) "
-    "MERGE (p)-[m:MENTIONS]->(e) SET m.model_version = r.model_version"
+    f"UNWIND r.mentions AS k MATCH (e:{_E} {{{_EKEY}: k}}) "
+    f"MERGE (p)-[m:{MENTIONS.type}]->(e) SET m.model_version = r.model_version"
 )
 # Stored content hashes of posts by id (null for a node from before hashes: its text decides).
-POST_HASHES = "MATCH (p:Post) WHERE p.id IN $ids RETURN p.id, p.content_hash, p.text"
+POST_HASHES = f"MATCH (p:{_P}) WHERE p.{_PID} IN $ids RETURN p.{_PID}, p.content_hash, p.text"
 
+
+# --- reads of the completion snapshot (graph_store.completion.snapshot) ---------------------------
+
+# Every entity (linked or not) with the opening texts of the first posts mentioning it.
+SNAPSHOT_ENTITIES = (
+    f"MATCH (e:{_E}) OPTIONAL MATCH (p:{_P})-[:{MENTIONS.type}]->(e) "
+    f"WITH e, p ORDER BY p.created_at, p.{_PID} "
+    f"RETURN e.{_EKEY}, e.name, e.type, collect(p.text)[0..$posts] ORDER BY e.{_EKEY}"
+)
+# Extracted facts only: the completion model never learns from its own guesses.
+SNAPSHOT_FACTS = (
+    f"MATCH (h:{_E})-[r]->(t:{_E}) WHERE r.{INFERRED} = false "
+    f"RETURN h.{_EKEY}, type(r), t.{_EKEY} ORDER BY h.{_EKEY}, type(r), t.{_EKEY}"
+)
+
+
+# --- candidate nodes (continual.candidates) ----------------------------------------------------------
+
+CANDIDATE_KINDS: tuple[NodeKind, ...] = (CANDIDATE_RELATION, CANDIDATE_TYPE)
+
+
+def _candidate(label: str) -> NodeKind:
+    """The candidate node kind of ``label``: only the two fixed labels reach query text."""
+    for kind in CANDIDATE_KINDS:
+        if kind.label == label:
+            return kind
+    raise SchemaViolation(f"{label!r} is not a candidate node label")
+
+
+def candidate_upsert_statement(label: str) -> str:
+    """Create or refresh candidates (rows: id, kind, now, window, cluster statistics, members...)."""
+    (key,) = _candidate(label).key
+    return (
+        f"UNWIND $rows AS r MERGE (c:{label} {{{key}: r.id}}) "
+        "ON CREATE SET c.created_at = r.now, c.status = 'pending', c.kind = r.kind, "
+        "c.first_window_start = r.window_start "
+        "SET c.updated_at = r.now, c.size = r.size, c.density = r.density, c.known_similarity = r.known_similarity, "
+        "c.nearest_known = r.nearest_known, c.window_start = r.window_start, c.window_end = r.window_end, "
+        "c.example_post_ids = r.example_post_ids, c.example_texts = r.example_texts, c.head_types = r.head_types, "
+        "c.tail_types = r.tail_types, c.model_versions = r.model_versions, c.members = r.members, "
+        "c.member_count = r.member_count, c.centroid = r.centroid"
+    )
+
+
+def candidate_unlink_statement(label: str) -> str:
+    """Drop the candidates' example links (before linking this run's examples)."""
+    (key,) = _candidate(label).key
+    return f"UNWIND $rows AS r MATCH (c:{label} {{{key}: r.id}})-[x:{EXAMPLE.type}]->(:{_P}) DELETE x"
+
+
+def candidate_link_statement(label: str) -> str:
+    """Link each candidate to its example posts (rows: id, example_post_ids)."""
+    (key,) = _candidate(label).key
+    return (f"UNWIND $rows AS r MATCH (c:{label} {{{key}: r.id}}) UNWIND r.example_post_ids AS pid "
+            f"MATCH (p:{_P} {{{_PID}: pid}}) MERGE (c)-[:{EXAMPLE.type}]->(p)")
+
+
+def candidate_set_statement(label: str) -> str:
+    """Set properties of one candidate (parameters: id, values)."""
+    (key,) = _candidate(label).key
+    return f"MATCH (c:{label} {{{key}: $id}}) SET c += $values"
+
+
+def candidate_query(label: str, fields: tuple[str, ...], where: str = "") -> str:
+    """``fields`` of the candidates of ``label``, ordered by id.
+
+    ``where``: ``"id"`` (parameter ``$id``), ``"status"`` (parameter
+    ``$status``, null for all) or ``""`` (all). Fields must be declared
+    properties of the candidate node.
+    """
+    node = _candidate(label)
+    unknown = [f for f in fields if f not in node.all_properties]
+    if unknown:
+        raise SchemaViolation(f"{unknown} are not properties of {label}")
+    (key,) = node.key
+    cond = {"": "", "id": f" WHERE c.{key} = $id", "status": " WHERE $status IS NULL OR c.status = $status"}[where]
+    return f"MATCH (c:{label}){cond} RETURN " + ", ".join(f"c.{f}" for f in fields) + f" ORDER BY c.{key}"
+
+
+# --- validated batches ---------------------------------------------------------------------------------
 
 def batch_statements(batch: GraphBatch, schema: LabelSchema) -> list[tuple[str, dict]]:
     """Validated (statement, parameters) pairs for one batch, in write order.
 
-    Raises :class:`extractors.schema.SchemaViolation` before anything is built
+    Raises :class:`graph_store.schema.SchemaViolation` before anything is built
     if any label or relationship type is not in the schema.
     """
     entities = aggregate_entities(batch.entities)

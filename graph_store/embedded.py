@@ -53,20 +53,12 @@ from falkordb import FalkorDB
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from extractors.schema import LabelSchema
-
 from .base import GraphRejected, GraphStore, GraphUnavailable, QueryResult
+from .schema import LabelSchema, falkordb_indexes
 
 log = logging.getLogger(__name__)
 
 GRAPH_NAME = "mkg"
-INDEXES = (
-    "CREATE INDEX FOR (e:Entity) ON (e.key)",
-    "CREATE INDEX FOR (p:Post) ON (p.id)",
-    "CREATE INDEX FOR (c:SchemaClass) ON (c.name)",
-    "CREATE INDEX FOR (c:CandidateRelation) ON (c.id)",
-    "CREATE INDEX FOR (c:CandidateType) ON (c.id)",
-)
 
 PID_FILE, LOG_FILE, LOCK_FILE, STOPPED_FILE = "falkordb.pid", "falkordb.log", "falkordb.lock", "falkordb.stopped"
 START_TIMEOUT_S = 30  # until the server answers at all
@@ -313,7 +305,8 @@ class EmbeddedGraphStore(GraphStore):
 
     # -- GraphStore -----------------------------------------------------
     def ensure_schema(self) -> None:
-        for stmt in INDEXES:
+        """An index on every key property of every node kind (graph_store.schema.NODES)."""
+        for stmt in falkordb_indexes():
             try:
                 self._run(stmt)
             except GraphRejected as exc:

@@ -18,19 +18,11 @@ from neo4j.exceptions import (
     ClientError, ConstraintError, DatabaseError, ServiceUnavailable, SessionExpired, TransientError,
 )
 
-from extractors.schema import LabelSchema
-
 from .base import GraphRejected, GraphStore, GraphUnavailable, QueryResult
+from .schema import LabelSchema, neo4j_constraints
 
 log = logging.getLogger(__name__)
 
-CONSTRAINTS = (
-    "CREATE CONSTRAINT entity_key IF NOT EXISTS FOR (e:Entity) REQUIRE e.key IS UNIQUE",
-    "CREATE CONSTRAINT post_id IF NOT EXISTS FOR (p:Post) REQUIRE p.id IS UNIQUE",
-    "CREATE CONSTRAINT schema_class IF NOT EXISTS FOR (c:SchemaClass) REQUIRE (c.kind, c.name) IS UNIQUE",
-    "CREATE CONSTRAINT candidate_relation IF NOT EXISTS FOR (c:CandidateRelation) REQUIRE c.id IS UNIQUE",
-    "CREATE CONSTRAINT candidate_type IF NOT EXISTS FOR (c:CandidateType) REQUIRE c.id IS UNIQUE",
-)
 _OUTAGE = (ServiceUnavailable, SessionExpired, TransientError, ConstraintError, ConnectionError, OSError)
 _REJECTED = (ClientError, DatabaseError)
 # Client errors that are about the server or our credentials, not the data:
@@ -57,7 +49,8 @@ class Neo4jGraphStore(GraphStore):
         self._database = database
 
     def ensure_schema(self) -> None:
-        for stmt in CONSTRAINTS:
+        """A uniqueness constraint on every node kind's key (graph_store.schema.NODES)."""
+        for stmt in neo4j_constraints():
             self._guard(lambda: self._driver.execute_query(stmt, database_=self._database))
 
     def _run_write(self, statements: list[tuple[str, dict]]) -> None:

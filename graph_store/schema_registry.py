@@ -1,15 +1,18 @@
 """The schema in the graph: which entity types and relations exist, and since when.
 
-``(:SchemaClass {kind, name})`` nodes record when a class emerged (its first
-labelled example), when it was proposed as a task, and which model version
-learned it. Only fixed Cypher with parameters: class names are data here.
+``(:SchemaClass {kind, name})`` nodes (graph_store.schema.SCHEMA_CLASS) record
+when a class emerged (its first labelled example), when it was proposed as a
+task, and which model version learned it. Only fixed Cypher with parameters:
+class names are data here.
 """
 from __future__ import annotations
 
 from .base import GraphStore
+from .schema import SCHEMA_CLASS
 
+_KIND, _NAME = SCHEMA_CLASS.key
 _UPSERT = (
-    "UNWIND $rows AS r MERGE (c:SchemaClass {kind: r.kind, name: r.name}) "
+    f"UNWIND $rows AS r MERGE (c:{SCHEMA_CLASS.label} {{{_KIND}: r.kind, {_NAME}: r.name}}) "
     "ON CREATE SET c.emerged_at = r.emerged_at, c.created_at = r.now "
     "SET c.status = r.status, c.updated_at = r.now, "
     "c.graph_type = r.graph_type, c.task_id = coalesce(r.task_id, c.task_id), "
@@ -17,19 +20,10 @@ _UPSERT = (
     "c.model_version = coalesce(r.model_version, c.model_version), "
     "c.learned_at = CASE WHEN r.status = 'learned' AND c.learned_at IS NULL THEN r.now ELSE c.learned_at END"
 )
+_ROW_KEYS = ("kind", "name", "graph_type", "status", "emerged_at", "now", "task_id", "examples", "model_version")
 
 
 def record_classes(graph: GraphStore, rows: list[dict]) -> None:
     """Upsert schema classes; each row: kind, name, graph_type, status, emerged_at, now,
     and optionally task_id, examples, model_version."""
-    keys = ("kind", "name", "graph_type", "status", "emerged_at", "now", "task_id", "examples", "model_version")
-    graph.execute([(_UPSERT, {"rows": [{k: r.get(k) for k in keys} for r in rows]})])
-
-
-def schema_classes(graph: GraphStore, kind: str | None = None) -> list[dict]:
-    res = graph.query(
-        "MATCH (c:SchemaClass) WHERE $kind IS NULL OR c.kind = $kind "
-        "RETURN c.kind, c.name, c.status, c.emerged_at, c.task_id, c.model_version, c.learned_at "
-        "ORDER BY c.kind, c.name", {"kind": kind})
-    cols = ("kind", "name", "status", "emerged_at", "task_id", "model_version", "learned_at")
-    return [dict(zip(cols, row)) for row in res.rows]
+    graph.execute([(_UPSERT, {"rows": [{k: r.get(k) for k in _ROW_KEYS} for r in rows]})])

@@ -7,8 +7,8 @@ written; the graph store validates again before building Cypher.
 from __future__ import annotations
 
 from extractors.base import EntityMention, Extraction
-from extractors.schema import LabelSchema
 from graph_store.records import EntityRow, FactRow, GraphBatch, PostRow, Provenance, canonical_key, clean_name
+from graph_store.schema import LabelSchema
 
 from .post import Post
 

@@ -31,7 +31,7 @@ from typing import Any, Callable
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, stop_any, wait_exponential
 
 from extractors.base import EntityMention, Extraction, ExtractionInput, Extractor
-from extractors.schema import IDENTIFIER, SchemaViolation
+from graph_store.schema import IDENTIFIER, SchemaViolation
 from graph_store.base import GraphStore, GraphUnavailable
 from graph_store.records import GraphBatch
 

@@ -73,7 +73,7 @@ def malformed_payloads() -> list[bytes]:
 def expected_facts(extractor, posts: list[dict]) -> dict[tuple[str, str, str], set[str]]:
     """What the graph must hold after ``posts``: (head, type, tail) -> post ids."""
     from extractors.base import ExtractionInput
-    from extractors.schema import LabelSchema
+    from graph_store.schema import LabelSchema
     from graph_store.records import GraphBatch
     from pipeline.post import parse_post
     from pipeline.to_graph import add_post

@@ -15,22 +15,11 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from extractors.schema import LabelSchema
-
 from ..base import GraphStore
+from ..cypher import SNAPSHOT_ENTITIES, SNAPSHOT_FACTS
+from ..schema import LabelSchema
 
 log = logging.getLogger(__name__)
-
-ENTITIES_QUERY = (
-    "MATCH (e:Entity) OPTIONAL MATCH (p:Post)-[:MENTIONS]->(e) "
-    "WITH e, p ORDER BY p.created_at, p.id "
-    "RETURN e.key, e.name, e.type, collect(p.text)[0..$posts] ORDER BY e.key"
-)
-FACTS_QUERY = (
-    "MATCH (h:Entity)-[r]->(t:Entity) WHERE r.inferred = false "
-    "RETURN h.key, type(r), t.key ORDER BY h.key, type(r), t.key"
-)
-
 
 @dataclass(frozen=True)
 class EntityInfo:
@@ -76,12 +65,12 @@ def take_snapshot(graph: GraphStore, schema: LabelSchema | None = None, context_
     schema = schema or LabelSchema()
     taken_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     ents = [EntityInfo(k, n or k, t or "", tuple(c or ()))
-            for k, n, t, c in graph.query(ENTITIES_QUERY, {"posts": context_posts}).rows]
+            for k, n, t, c in graph.query(SNAPSHOT_ENTITIES, {"posts": context_posts}).rows]
     index = {e.key: i for i, e in enumerate(ents)}
     rel_names: dict[str, int] = {}
     rows = []
     skipped: set[str] = set()
-    for h, rel, t in graph.query(FACTS_QUERY).rows:
+    for h, rel, t in graph.query(SNAPSHOT_FACTS).rows:
         if rel not in schema.relation_types or (relations is not None and rel not in relations):
             skipped.add(rel)
             continue

@@ -9,7 +9,7 @@ import json
 import pytest
 from helpers import SHARED_DATA
 
-from extractors.schema import LabelSchema
+from graph_store.schema import LabelSchema
 from graph_store.completion.job import remove_inferred, run_completion
 from graph_store.completion.snapshot import take_snapshot
 from graph_store.records import EntityRow, FactRow, GraphBatch, InferredFact, PostRow, Provenance

@@ -292,7 +292,7 @@ def test_dags_use_provider_connections_to_real_kafka_and_neo4j(airflow, neo4j_st
 def test_link_prediction_dag_writes_inferred_edges(airflow, short_tmp):
     """A graph built from real MNRE posts (gold annotations) gets inferred edges from the DAG;
     warm start and refresh on re-runs are covered by tests/integration/test_completion_job.py."""
-    from extractors.schema import LabelSchema
+    from graph_store.schema import LabelSchema
     from graph_store.embedded import EmbeddedGraphStore
     from graph_store.records import GraphBatch
     from helpers import SHARED_DATA

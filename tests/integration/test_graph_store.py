@@ -1,7 +1,7 @@
 """GraphStore contract, run against the embedded backend and real Neo4j."""
 import pytest
 
-from extractors.schema import SchemaViolation
+from graph_store.schema import SchemaViolation
 from graph_store.records import EntityRow, FactRow, GraphBatch, PostRow, Provenance
 
 P1 = Provenance("p1", "2024-01-01T00:00:00.000000Z", "m@1", 0.6)

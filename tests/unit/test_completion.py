@@ -166,7 +166,7 @@ def test_threshold_and_top_k():
 
 
 def test_inferred_writes_validate_relation_types_and_keep_extracted_edges_apart():
-    from extractors.schema import LabelSchema, SchemaViolation
+    from graph_store.schema import LabelSchema, SchemaViolation
     from graph_store.cypher import fact_statement, inferred_statements
     from graph_store.records import InferredFact
 
