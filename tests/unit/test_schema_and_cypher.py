@@ -1,8 +1,9 @@
 import pytest
 
-from extractors.schema import LabelSchema, SchemaViolation, implied_types, relation_type_of
+from extractors.schema import implied_types, relation_type_of
 from graph_store.cypher import batch_statements
 from graph_store.records import EntityRow, FactRow, GraphBatch, Provenance, aggregate_facts, canonical_key
+from graph_store.schema import LabelSchema, SchemaViolation
 
 PROV = Provenance("p1", "2024-01-01T00:00:00.000000Z", "m@1", 0.5)
 
