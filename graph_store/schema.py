@@ -65,12 +65,12 @@ class NodeKind:
 
 @dataclass(frozen=True)
 class RelKind:
-    """A relationship between two node labels; ``type`` is None where the type comes
-    from the :class:`LabelSchema` (facts between entities)."""
+    """A relationship from nodes of the ``starts`` labels to nodes of the ``ends`` labels;
+    ``type`` is None where the type comes from the :class:`LabelSchema` (facts between entities)."""
 
     type: str | None
-    start: str
-    end: str
+    starts: tuple[str, ...]
+    ends: tuple[str, ...]
     properties: tuple[str, ...]
     doc: str = ""
 
@@ -113,23 +113,15 @@ CANDIDATE_TYPE = NodeKind(
 
 NODES: tuple[NodeKind, ...] = (ENTITY, POST, SCHEMA_CLASS, CANDIDATE_RELATION, CANDIDATE_TYPE)
 
-MENTIONS = RelKind("MENTIONS", POST.label, ENTITY.label, ("model_version",),
+MENTIONS = RelKind("MENTIONS", (POST.label,), (ENTITY.label,), ("model_version",),
                    "The post mentions the entity; the model version that saw it.")
-EXAMPLE = RelKind("EXAMPLE", "Candidate*", POST.label, (),
-                  "An example post of a candidate (from CandidateRelation or CandidateType).")
-FACT = RelKind(None, ENTITY.label, ENTITY.label, tuple(dict.fromkeys((*PROVENANCE, *INFERRED_PROPERTIES))),
+EXAMPLE = RelKind("EXAMPLE", (CANDIDATE_RELATION.label, CANDIDATE_TYPE.label), (POST.label,), (),
+                  "An example post of a candidate.")
+FACT = RelKind(None, (ENTITY.label,), (ENTITY.label,), tuple(dict.fromkeys((*PROVENANCE, *INFERRED_PROPERTIES))),
                "A fact between entities; its type is a relation type of the LabelSchema. Extracted facts have "
                "inferred = false and provenance, the completion's predictions inferred = true and a score.")
 
 RELATIONSHIPS: tuple[RelKind, ...] = (MENTIONS, EXAMPLE, FACT)
-
-
-def node_kind(label: str) -> NodeKind:
-    """The declared node kind of ``label``; KeyError if the schema has none."""
-    for node in NODES:
-        if node.label == label:
-            return node
-    raise KeyError(f"no node label {label!r} in the graph schema")
 
 
 # --- uniqueness, rendered per backend -------------------------------------------------------------
