@@ -79,8 +79,9 @@ def train(kind: str, data: str | Path, store_root: str | Path, cfg: TrainConfig,
 def train_image_gate(kind: str, data: str | Path, source: ModelStore, base: str, store_root: str | Path,
                      cfg: TrainConfig, save_dtype: str = "float32") -> tuple[str, dict]:
     """A new version of ``base`` that unrelated pictures do not sway: only its image gate (added
-    if it has none) and the vision half of its classifier train, on the train split with
-    unrelated pictures attached (``cfg.image_augment``); what it learned from text is kept.
+    if it has none) trains, on the train split with unrelated pictures attached
+    (``cfg.image_augment``), so it learns to shut out a picture that says nothing; every other
+    weight, and so what the model learned from text, is kept.
     ``base`` is read from ``source``, the new version saved in ``store_root``."""
     import time
 

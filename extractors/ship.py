@@ -29,8 +29,8 @@ RECIPES = {
     "mner": {"data": "twitter2017", "epochs": 6, "lr": 1e-3, "head_lr": 1e-3, "lora_r": 16},
     "mre": {"data": "mnre", "epochs": 5, "lr": 1e-3, "head_lr": 1e-3, "lora_r": 16},
 }
-# the image-gate stage: only the gate and the classifier's vision half train (text unchanged)
-GATE_RECIPE = {"epochs": 1, "head_lr": 1e-3, "image_augment": 0.5}
+# the image-gate stage: only the gate trains (every other weight unchanged)
+GATE_RECIPE = {"epochs": 1, "head_lr": 5e-3, "image_augment": 0.5}
 SEED = 42
 SAVE_DTYPE = "float16"
 

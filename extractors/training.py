@@ -44,7 +44,7 @@ class TrainConfig:
     # pictures (extractors.augment): the research data has none, production posts do
     image_gate: bool = True  # new models get an ImageGate on the vision half of their classifier
     image_augment: float = 0.5  # share of training rows given an unrelated picture, label kept (0: text only)
-    train_only: str = "all"  # "image_gate": only the gate and the classifier's vision half train
+    train_only: str = "all"  # "image_gate": only the image gate trains (it learns to shut out pictures)
 
     def resolved_device(self) -> str:
         if self.device == "auto":
@@ -104,7 +104,7 @@ def apply_freeze(model, cfg: TrainConfig, any_image: bool) -> None:
         # a trained model made robust to pictures without touching what it learned from text
         if model.head.gate is None:
             raise ValueError("train_only='image_gate' needs a model with an image gate")
-        keep = {id(p) for m in (model.head.gate, model.head.vision) for p in m.parameters()}
+        keep = {id(p) for p in model.head.gate.parameters()}
         for p in model.parameters():
             p.requires_grad = id(p) in keep
     elif cfg.train_only != "all":
