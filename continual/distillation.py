@@ -13,6 +13,15 @@ Only attention that the new model *withdraws* from a key is penalised
 classes (plasticity) but is pulled back when it stops attending to what old
 classes relied on (stability). L_all = lambda * L_AD + L_task.
 
+In effect it is symmetric: every softmax row sums to 1, so both pooled maps
+sum to the number of real queries, what the new model withdraws from some
+keys it gives to others, and sum ReLU(P_old - P_new) = sum ReLU(P_new -
+P_old) = 0.5 * ||P_old - P_new||_1. The loss is half the L1 distance of the
+pooled maps, with the same gradient w.r.t. the attention logits
+(tests/unit/test_continual.py demonstrates it on random softmax rows). The
+ReLU only makes a difference for maps that are not normalised, which this
+model never produces. Kept as written to match the paper's formulation.
+
 Normalisation: the pooled difference is summed over keys and divided by the
 number of real (unpadded) queries, then averaged over batch and heads; each
 layer-and-modality term is thus in [0, 1] whatever the sequence length, so

@@ -216,25 +216,76 @@ def test_asymmetric_attention_loss_by_hand():
     assert asymmetric_attention_loss(old, new, torch.tensor([[True, False]])).item() == pytest.approx(0.5)
 
 
-def test_distillation_is_zero_in_task_one_and_positive_after(mre_model, encoder_and_tokenizer):
+def test_only_withdrawn_attention_is_penalised():
+    """The ReLU's direction, on pooled maps that are not both normalised (for softmax rows the
+    two directions coincide: see the next test), so relu(new - old) would fail here."""
+    old = torch.tensor([[[[0.5, 0.0]]]])  # [B=1, H=1, Q=1, K=2]
+    gained = torch.tensor([[[[0.5, 0.5]]]])  # attends to a new key, withdraws nothing
+    withdrawn = torch.tensor([[[[0.1, 0.0]]]])  # withdraws 0.4 from key 0, gains nothing
+    assert asymmetric_attention_loss(old, gained).item() == 0.0
+    assert asymmetric_attention_loss(old, withdrawn).item() == pytest.approx(0.4)
+
+
+def _half_l1(old: torch.Tensor, new: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor:
+    """0.5 * L1 distance of the height-pooled maps, normalised as the distillation loss is."""
+    m = query_mask[:, None, :, None].to(new.dtype)
+    diff = ((old - new) * m).sum(-2).abs().sum(-1)  # [B, H]
+    return (0.5 * diff / m.sum(-2).squeeze(-1)).mean()
+
+
+def test_asymmetric_loss_on_softmax_rows_is_half_the_l1_distance():
+    """Science hygiene: every attention row sums to 1, so the pooled old and new maps have the same
+    total and what one withdraws the other gains: sum ReLU(old - new) = sum ReLU(new - old) =
+    0.5 * L1. The "asymmetric" loss is the symmetric L1 distance in value and in gradient (w.r.t.
+    the logits, which is what training sees)."""
+    gen = torch.Generator().manual_seed(0)
+    b, h, q, k = 3, 4, 7, 9
+    old = torch.softmax(torch.randn(b, h, q, k, generator=gen) * 2, -1)
+    mask = torch.ones(b, q, dtype=torch.bool)
+    mask[1, 5:] = False  # padded queries
+    mask[2, 3:] = False
+    logits = (torch.randn(b, h, q, k, generator=gen) * 2).requires_grad_()
+
+    def value_and_grad(loss_fn):
+        logits.grad = None
+        value = loss_fn(old, torch.softmax(logits, -1), mask)
+        value.backward()
+        return value.detach(), logits.grad.clone()
+
+    asym, asym_grad = value_and_grad(asymmetric_attention_loss)
+    half_l1, half_l1_grad = value_and_grad(_half_l1)
+    flipped, flipped_grad = value_and_grad(lambda o, n, m: asymmetric_attention_loss(n, o, m))
+    assert asym.item() > 0.05  # a real difference, not two zeros
+    torch.testing.assert_close(asym, half_l1, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(asym, flipped, rtol=1e-5, atol=1e-6)
+    assert asym_grad.abs().sum() > 0
+    torch.testing.assert_close(asym_grad, half_l1_grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(asym_grad, flipped_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_distillation_is_zero_until_the_model_moves_and_positive_after(mre_model, encoder_and_tokenizer):
     _, tok = encoder_and_tokenizer
     batch = encode_re(tok, re_slice(8), {l: i for i, l in enumerate(mre_model.labels)})
+    mre_model.eval()  # no dropout: the model's maps are a function of its weights
     distiller = AttentionDistiller(lam=1.0)
-    out = mre_model.representations(batch)[2]
-    first = distiller.loss(batch, out)
-    assert first.item() == 0.0  # task 1: no old model
+    first = distiller.loss(batch, mre_model.representations(batch)[2])
+    assert first.item() == 0.0  # task 1: no teacher, no term
+    # the teacher is the model as task 1 left it: the real computation against it is zero because
+    # nothing has moved yet (not by construction) ...
     distiller.snapshot(mre_model)
     distiller.task = 1
     assert all(not p.requires_grad for p in distiller.old.parameters())
-    with torch.no_grad():  # learning task 2 moves the interaction layers
+    unmoved = distiller.loss(batch, mre_model.representations(batch)[2])
+    torch.testing.assert_close(unmoved, torch.zeros(()), rtol=0, atol=1e-6)
+    with torch.no_grad():  # ... and learning task 2 moves the interaction layers
         mre_model.encoder.keys.keys.add_(torch.randn_like(mre_model.encoder.keys.keys))
         mre_model.encoder.keys.text_bias.add_(torch.randn_like(mre_model.encoder.keys.text_bias))
-    mre_model.eval()
     loss = distiller.loss(batch, mre_model.representations(batch)[2])
-    assert loss.item() > 0
+    assert loss.item() > 1e-3
     loss.backward()
     assert mre_model.encoder.keys.keys.grad is not None and mre_model.encoder.keys.keys.grad.abs().sum() > 0
-    assert [h["task"] for h in distiller.history] == [0, 1] and distiller.mean_loss(0) == 0.0
+    assert [h["task"] for h in distiller.history] == [0, 1, 1] and distiller.mean_loss(0) == 0.0
+    assert distiller.mean_loss(1) == pytest.approx(loss.item() / 2, abs=1e-6)
 
 
 # -- gradient modulation ------------------------------------------------------------
