@@ -7,9 +7,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from helpers import expected_facts, graph_facts, malformed_payloads, mnre_posts, worker_config, write_jsonl
+from helpers import (CRASH_AFTER_WRITE, REPO, assert_each_post_once, expected_facts, graph_facts,
+                     malformed_payloads, mnre_posts, worker_config, write_jsonl)
 
 from extractors.base import Extractor, RelationMention
 from pipeline.dead_letter import FileDeadLetterSink, read_dead_letters
@@ -131,19 +131,6 @@ def test_sigkill_mid_batch_then_restart_loses_and_duplicates_nothing(short_tmp, 
             store.close()
 
 
-CRASH_AFTER_WRITE = [sys.executable, str(Path(__file__).resolve().parents[1] / "crash_after_write.py")]
-
-
-def assert_each_post_once(store, posts: list[dict], spacy_extractor) -> None:
-    """Every post stored once, every triple once, no post counted twice in a triple's provenance."""
-    ids = [r[0] for r in store.query("MATCH (p:Post) RETURN p.id").rows]
-    assert sorted(ids) == sorted(p["id"] for p in posts)
-    facts, rows = graph_facts(store)
-    assert facts == expected_facts(spacy_extractor, posts) and rows == len(facts)
-    provenance = [r[0] for r in store.query("MATCH (:Entity)-[r]->(:Entity) RETURN r.post_ids").rows]
-    assert provenance and all(len(p) == len(set(p)) for p in provenance)
-
-
 def test_kill_between_graph_write_and_commit_rewrites_that_batch_once(short_tmp, spacy_extractor):
     """SIGKILL lands exactly after batch 3's graph write and before its commit (tests/crash_after_write.py):
     batch 3 is in the graph but not committed, so the restart reads it again and rewrites it
@@ -153,7 +140,7 @@ def test_kill_between_graph_write_and_commit_rewrites_that_batch_once(short_tmp,
     posts = mnre_posts(200)
     cfg = worker_config(short_tmp, posts_file=write_jsonl(short_tmp / "stream.jsonl", posts), batch_size=20)
     marker = short_tmp / "crashed.json"
-    run_env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    run_env = {**os.environ, "PYTHONPATH": str(REPO)}
     crashed = subprocess.run(CRASH_AFTER_WRITE + ["3", str(marker), "worker", "--config", str(cfg)], env=run_env,
                              capture_output=True, text=True, timeout=300)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
