@@ -20,7 +20,7 @@ from continual.methods import MethodSpec, parse_method
 from continual.modulation import GradientModulator, coefficient, contribution_scores, modality_parameters
 from continual.objectives import forward_parts
 from continual.report import write_report
-from continual.streams import balanced_sample, imner_stream, imre_stream
+from continual.streams import balanced_sample, imner_stream, imre_stream, stratified_sample
 from extractors.datasets import NERExample, REExample, read_re
 from extractors.features import encode_ner, encode_re
 from extractors.models import MNERModel, MREModel
@@ -143,6 +143,39 @@ def test_balanced_sample_takes_turns():
     sample = balanced_sample(items, 9, key=lambda x: x, seed=1)
     assert sorted(sample) == ["a"] * 3 + ["b"] * 3 + ["c"] * 3
     assert balanced_sample(items, 100) == items
+
+
+def test_stratified_sample_keeps_each_class_share():
+    items = ["None"] * 70 + ["a"] * 20 + ["b"] * 8 + ["c"] * 2
+    sample = stratified_sample(items, 20, key=lambda x: x, seed=1)
+    counts = {c: sample.count(c) for c in ("None", "a", "b", "c")}
+    # quotas 14, 4, 1.6, 0.4: b rounds up (largest remainder); c keeps one, taken from the largest (None)
+    assert counts == {"None": 13, "a": 4, "b": 2, "c": 1}
+    assert stratified_sample(items, 20, key=lambda x: x, seed=1) == sample  # seeded
+    assert stratified_sample(items, 200, key=lambda x: x) == items
+    # the file order is kept among the chosen examples
+    numbered = list(enumerate(items))
+    chosen = stratified_sample(numbered, 30, key=lambda x: x[1], seed=2)
+    assert [i for i, _ in chosen] == sorted(i for i, _ in chosen) and len(chosen) == 30
+
+
+def test_sliced_imre_test_sets_keep_the_natural_share_of_none():
+    """Evaluation subsets follow the file's class distribution (None included); training
+    subsets let the classes take turns."""
+    if not IMRE.exists():
+        pytest.skip(f"real data missing: {IMRE}")
+    full = read_re(IMRE / "sep10" / "ours_test_1.txt")
+    stream = imre_stream("sep10", n_tasks=2, limit=30, val_limit=40, test_limit=200)
+    test = stream.tasks[1].test
+    assert len(test) == 200
+    for rel in {e.relation for e in full}:
+        share = sum(e.relation == rel for e in full) / len(full)
+        assert abs(sum(e.relation == rel for e in test) - 200 * share) <= 1, rel
+    none_share = sum(e.relation == "None" for e in full) / len(full)
+    val = stream.tasks[1].val
+    assert abs(sum(e.relation == "None" for e in val) - len(val) * none_share) <= 3
+    train = stream.tasks[1].train
+    assert sum(e.relation == "None" for e in train) == 10  # three classes taking turns: 10 each
 
 
 # -- rehearsal memory ---------------------------------------------------------------
