@@ -63,9 +63,13 @@ def vision_query_mask(has_image: torch.Tensor | None, batch: int, length: int, d
 
 
 def attention_distillation(old: StreamOutput, new: StreamOutput, text_mask: torch.Tensor,
-                           has_image: torch.Tensor | None = None) -> torch.Tensor:
-    """Sum over the interaction layers and both modalities."""
+                           has_image: torch.Tensor | None = None,
+                           image_index: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum over the interaction layers and both modalities. ``image_index`` (row -> image) is
+    given when rows share images: ``has_image`` is then per image, the attention maps per row."""
     total = new.text.new_zeros(())
+    if has_image is not None and image_index is not None:
+        has_image = has_image[image_index.to(has_image.device)]
     t_mask = text_mask.bool()
     for a_old, a_new in zip(old.text_attn, new.text_attn):
         total = total + asymmetric_attention_loss(a_old, a_new, t_mask)
@@ -99,7 +103,8 @@ class AttentionDistiller:
         else:
             with torch.no_grad():
                 old_out = encoder_outputs(self.old, batch)
-            value = attention_distillation(old_out, new, batch.attention_mask, batch.has_image)
+            value = attention_distillation(old_out, new, batch.attention_mask, batch.has_image,
+                                           getattr(batch, "image_index", None))
         self.history.append({"task": self.task, "l_ad": float(value.detach())})
         return value
 

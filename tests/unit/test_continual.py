@@ -13,7 +13,7 @@ import pytest
 import torch
 from helpers import SHARED_DATA
 
-from continual.distillation import AttentionDistiller, asymmetric_attention_loss
+from continual.distillation import AttentionDistiller, asymmetric_attention_loss, attention_distillation
 from continual.evaluation import score_after_task
 from continual.memory import RehearsalMemory, kmeans_prototypes, model_features
 from continual.methods import MethodSpec, parse_method
@@ -294,6 +294,27 @@ def test_asymmetric_loss_on_softmax_rows_is_half_the_l1_distance():
     assert asym_grad.abs().sum() > 0
     torch.testing.assert_close(asym_grad, half_l1_grad, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(asym_grad, flipped_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_vision_distillation_with_rows_sharing_images():
+    """The entity pairs of one post share its image (``image_index``: row -> image), so
+    ``has_image`` is per image while the attention maps are per row."""
+    from extractors.fusion import NO_IMAGE_TOKENS, StreamOutput
+
+    gen = torch.Generator().manual_seed(3)
+    length = 1 + NO_IMAGE_TOKENS + 3
+
+    def out(attn):
+        return StreamOutput(torch.zeros(3, 2, 4), torch.zeros(3, length, 4), [], [attn])
+
+    old = torch.softmax(torch.randn(3, 2, length, length, generator=gen), -1)
+    new = torch.softmax(torch.randn(3, 2, length, length, generator=gen), -1)
+    has_image, index = torch.tensor([True, False]), torch.tensor([0, 0, 1])  # rows 0-1: image 0; row 2: none
+    shared = attention_distillation(out(old), out(new), torch.ones(3, 2), has_image, index)
+    per_row = attention_distillation(out(old), out(new), torch.ones(3, 2), torch.tensor([True, True, False]))
+    torch.testing.assert_close(shared, per_row, rtol=1e-5, atol=1e-6)
+    all_images = attention_distillation(out(old), out(new), torch.ones(3, 2), torch.tensor([True, True, True]))
+    assert abs(shared.item() - all_images.item()) > 1e-4  # row 2's padded queries are really masked
 
 
 def test_distillation_is_zero_until_the_model_moves_and_positive_after(mre_model, encoder_and_tokenizer):
