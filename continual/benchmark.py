@@ -5,7 +5,9 @@ task k: grow the output layer by task k's new labels (seeded, so every
 method gets the same new rows), train with the method's data, loss and
 gradient hook (:func:`extractors.training.fit`), predict the cumulative
 test set once and score A_k (all seen classes) and U_k (task k's classes),
-then let the method keep what it needs (memory, Fisher, teacher, G).
+score the same on the cumulative validation set (``val_A``/``val_U``: what
+design choices are made on, so the test sets are not tuned on), then let the
+method keep what it needs (memory, Fisher, teacher, G).
 Results go to an output folder (:mod:`continual.report`); a full run takes
 minutes to hours per method, so each finished task is also logged and
 appended to ``progress.jsonl`` there at once (an interrupted run keeps what
