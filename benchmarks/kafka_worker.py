@@ -67,16 +67,20 @@ def main() -> None:
             if records:
                 first = time.perf_counter()
                 worker.process(records)
-        worker.run(max_records=len(posts) - worker.metrics.records_received)
+        # max_records counts every record this worker received, the first batch included
+        worker.run(max_records=len(posts))
         seconds = time.perf_counter() - first
+        processed = worker.metrics.records_received
+        if processed != len(posts):
+            raise RuntimeError(f"the worker processed {processed} of {len(posts)} posts")
         source.close()
         dead.close()
         store.close()
     finally:
         manager.down(started)
     write_result("kafka_worker", {
-        "posts": len(posts), "batch_size": args.batch_size,
-        "posts_per_s": round(len(posts) / seconds, 1), "seconds": round(seconds, 2),
+        "posts": processed, "batch_size": args.batch_size,
+        "posts_per_s": round(processed / seconds, 1), "seconds": round(seconds, 2),
         "facts_written": worker.metrics.facts_written,
         "spacy_extraction_only_posts_per_s": round(spacy_only, 1),
     }, notes="one worker process, Kafka 4.4 and Neo4j 5.26 from `mkg services` on the same 2-core machine; "

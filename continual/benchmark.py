@@ -5,7 +5,9 @@ task k: grow the output layer by task k's new labels (seeded, so every
 method gets the same new rows), train with the method's data, loss and
 gradient hook (:func:`extractors.training.fit`), predict the cumulative
 test set once and score A_k (all seen classes) and U_k (task k's classes),
-then let the method keep what it needs (memory, Fisher, teacher, G).
+score the same on the cumulative validation set (``val_A``/``val_U``: what
+design choices are made on, so the test sets are not tuned on), then let the
+method keep what it needs (memory, Fisher, teacher, G).
 Results go to an output folder (:mod:`continual.report`); a full run takes
 minutes to hours per method, so each finished task is also logged and
 appended to ``progress.jsonl`` there at once (an interrupted run keeps what
@@ -123,11 +125,13 @@ def run_method(method: str, stream: TaskStream, cfg: BenchmarkConfig, bar: tqdm 
         learner.after_fit(k, model, task_train)
         gold, pred = predict(adapter, model, task.test, device=device)
         scores = score_after_task(stream.kind, gold, pred, [t.new_classes for t in stream.tasks[: k + 1]])
+        validation = _validation_scores(adapter, model, stream, k, device)
         learner.end_task(k, model, task_train, task.new_classes)
         labels = model.labels if stream.kind == "mre" else model.tags
         tasks.append({"task": k, "new_classes": task.new_classes, "A": scores["A"], "U": scores["U"],
                       "per_task_f1": scores["per_task"], "n_labels": len(labels), "train_examples": len(train),
                       "test_examples": len(task.test), "best_epoch": history.best_epoch,
+                      **validation,
                       "seconds": time.perf_counter() - start, **learner.task_summary(k)})
         _task_done(method, tasks[-1], artifacts)
         if bar is not None:
@@ -135,6 +139,7 @@ def run_method(method: str, stream: TaskStream, cfg: BenchmarkConfig, bar: tqdm 
             bar.set_postfix(method=method, task=k, A=f"{scores['A']:.1f}")
     result = {"method": method, "spec": asdict(spec), "tasks": tasks,
               "mean_A": sum(t["A"] for t in tasks) / len(tasks), "final_A": tasks[-1]["A"],
+              "mean_val_A": _mean([t["val_A"] for t in tasks]),
               "labels": list(model.labels if stream.kind == "mre" else model.tags)}
     if artifacts is not None:
         result["artifacts"] = {k: str(v) for k, v in learner.save_artifacts(artifacts / method).items()}
@@ -144,9 +149,29 @@ def run_method(method: str, stream: TaskStream, cfg: BenchmarkConfig, bar: tqdm 
     return result
 
 
+def _validation_scores(adapter, model, stream: TaskStream, k: int, device) -> dict:
+    """A_k and U_k on the cumulative *validation* set (every task's val split up to k).
+
+    Test A_k is for reporting; design choices (methods, lambda, alpha, lr...)
+    are to be made on these, so the test sets are not tuned on.
+    """
+    val = [ex for t in stream.tasks[: k + 1] for ex in t.val]
+    if not val:
+        return {"val_A": None, "val_U": None, "val_examples": 0}
+    gold, pred = predict(adapter, model, val, device=device)
+    scores = score_after_task(stream.kind, gold, pred, [t.new_classes for t in stream.tasks[: k + 1]])
+    return {"val_A": scores["A"], "val_U": scores["U"], "val_examples": len(val)}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
 def _task_done(method: str, task: dict, out: Path | None) -> None:
     """Log task k's scores and append them to ``progress.jsonl`` as soon as they exist."""
-    brief = {"method": method, **{k: task[k] for k in ("task", "A", "U", "per_task_f1", "best_epoch", "seconds")}}
+    brief = {"method": method, **{k: task[k] for k in ("task", "A", "U", "val_A", "per_task_f1", "best_epoch",
+                                                        "seconds")}}
     log.info("benchmark task done", extra=brief)
     if out is not None:
         with (out / PROGRESS_FILE).open("a") as f:
@@ -186,6 +211,7 @@ def summary(result: dict) -> dict:
     return {"benchmark": result["benchmark"], "metric": result["metric"], "config": result["config"],
             "stream": result["stream"], "seconds": result["seconds"],
             "methods": {m: {"A": [t["A"] for t in r["tasks"]], "U": [t["U"] for t in r["tasks"]],
+                            "val_A": [t["val_A"] for t in r["tasks"]], "mean_val_A": r["mean_val_A"],
                             "mean_A": r["mean_A"], "final_A": r["final_A"],
                             "l_ad": [t["l_ad"] for t in r["tasks"]],
                             "gamma_mean": [t["gamma_mean"] for t in r["tasks"]]}

@@ -13,6 +13,15 @@ Only attention that the new model *withdraws* from a key is penalised
 classes (plasticity) but is pulled back when it stops attending to what old
 classes relied on (stability). L_all = lambda * L_AD + L_task.
 
+In effect it is symmetric: every softmax row sums to 1, so both pooled maps
+sum to the number of real queries, what the new model withdraws from some
+keys it gives to others, and sum ReLU(P_old - P_new) = sum ReLU(P_new -
+P_old) = 0.5 * ||P_old - P_new||_1. The loss is half the L1 distance of the
+pooled maps, with the same gradient w.r.t. the attention logits
+(tests/unit/test_continual.py demonstrates it on random softmax rows). The
+ReLU only makes a difference for maps that are not normalised, which this
+model never produces. Kept as written to match the paper's formulation.
+
 Normalisation: the pooled difference is summed over keys and divided by the
 number of real (unpadded) queries, then averaged over batch and heads; each
 layer-and-modality term is thus in [0, 1] whatever the sequence length, so
@@ -54,9 +63,13 @@ def vision_query_mask(has_image: torch.Tensor | None, batch: int, length: int, d
 
 
 def attention_distillation(old: StreamOutput, new: StreamOutput, text_mask: torch.Tensor,
-                           has_image: torch.Tensor | None = None) -> torch.Tensor:
-    """Sum over the interaction layers and both modalities."""
+                           has_image: torch.Tensor | None = None,
+                           image_index: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum over the interaction layers and both modalities. ``image_index`` (row -> image) is
+    given when rows share images: ``has_image`` is then per image, the attention maps per row."""
     total = new.text.new_zeros(())
+    if has_image is not None and image_index is not None:
+        has_image = has_image[image_index.to(has_image.device)]
     t_mask = text_mask.bool()
     for a_old, a_new in zip(old.text_attn, new.text_attn):
         total = total + asymmetric_attention_loss(a_old, a_new, t_mask)
@@ -90,7 +103,8 @@ class AttentionDistiller:
         else:
             with torch.no_grad():
                 old_out = encoder_outputs(self.old, batch)
-            value = attention_distillation(old_out, new, batch.attention_mask, batch.has_image)
+            value = attention_distillation(old_out, new, batch.attention_mask, batch.has_image,
+                                           getattr(batch, "image_index", None))
         self.history.append({"task": self.task, "l_ad": float(value.detach())})
         return value
 

@@ -88,6 +88,38 @@ def balanced_sample(examples: Sequence[T], limit: int | None, key: Callable[[T],
     return [examples[i] for i in sorted(chosen)]
 
 
+def stratified_sample(examples: Sequence[T], limit: int | None, key: Callable[[T], Hashable],
+                      seed: int = 0) -> list[T]:
+    """At most ``limit`` examples that keep each class's share of ``examples`` (seeded).
+
+    For evaluation subsets: a score on a sliced test set must estimate the score
+    on the full one, so the classes keep their natural proportions (``None``,
+    most of the IMRE test pairs, keeps its share; :func:`balanced_sample` would
+    cut it to one class's turn). Quotas are proportional, rounded by largest
+    remainder; every class keeps at least one example when ``limit`` allows, so
+    a rare class is not silently absent from a small run. The original file
+    order is kept among the chosen examples.
+    """
+    if limit is None or limit >= len(examples):
+        return list(examples)
+    rng = random.Random(seed)
+    groups: dict[Hashable, list[int]] = defaultdict(list)
+    for i, ex in enumerate(examples):
+        groups[key(ex)].append(i)
+    classes = sorted(groups, key=str)
+    exact = {c: limit * len(groups[c]) / len(examples) for c in classes}
+    quota = {c: int(exact[c]) for c in classes}
+    for c in sorted(classes, key=lambda c: exact[c] - quota[c], reverse=True)[: limit - sum(quota.values())]:
+        quota[c] += 1
+    if limit >= len(classes):
+        for c in classes:
+            if quota[c] == 0:  # one example of a rare class, taken from the largest quota
+                quota[max(classes, key=lambda d: quota[d])] -= 1
+                quota[c] = 1
+    chosen = [i for c in classes for i in rng.sample(groups[c], quota[c])]
+    return [examples[i] for i in sorted(chosen)]
+
+
 def _relation(ex: REExample) -> str:
     return ex.relation
 
@@ -107,9 +139,10 @@ def imre_stream(split: str = "sep10", data: str | Path = DEFAULT_DATA, n_tasks: 
         train = read_re(folder / f"ours_train_{k}.txt")
         new = sorted({ex.relation for ex in train} - {NONE_RELATION} - seen)
         seen |= set(new)
+        # training data: classes take turns; evaluation data (val, test): the natural class shares
         tasks.append(Task(k, balanced_sample(train, limit, _relation, seed + k),
-                          balanced_sample(read_re(folder / f"ours_val_{k}.txt"), val_limit, _relation, seed + k),
-                          balanced_sample(read_re(folder / f"ours_test_{k}.txt"), test_limit, _relation, seed + k),
+                          stratified_sample(read_re(folder / f"ours_val_{k}.txt"), val_limit, _relation, seed + k),
+                          stratified_sample(read_re(folder / f"ours_test_{k}.txt"), test_limit, _relation, seed + k),
                           new, list(new)))
     return TaskStream("mre", f"imre-{split}", [NONE_RELATION], tasks)
 
@@ -137,8 +170,8 @@ def imner_stream(order: str = "PLOM", data: str | Path = DEFAULT_DATA, n_tasks: 
         new = sorted({t for ex in train for t in _types(ex)} - seen)
         seen |= set(new)
         tasks.append(Task(k, balanced_sample(train, limit, _types, seed + k),
-                          balanced_sample(read_conll(folder / f"valid_{k}.txt"), val_limit, _types, seed + k),
-                          balanced_sample(read_conll(folder / f"test_{k}.txt"), test_limit, None, seed + k),
+                          stratified_sample(read_conll(folder / f"valid_{k}.txt"), val_limit, _types, seed + k),
+                          stratified_sample(read_conll(folder / f"test_{k}.txt"), test_limit, _types, seed + k),
                           new, [f"{p}-{t}" for t in new for p in ("B", "I")]))
     return TaskStream("mner", f"imner-{order}", [OUTSIDE], tasks)
 

@@ -5,12 +5,16 @@ import ast
 import base64
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+# `mkg worker` killed right after its k-th graph write, before the commit (see the script)
+CRASH_AFTER_WRITE = [sys.executable, str(REPO / "tests" / "crash_after_write.py")]
 
 # The suite's own servers (tests/conftest.py `services`): own ports and an own
 # run directory, so `make test` never touches a developer's Kafka on :9092 or
@@ -96,6 +100,15 @@ def graph_facts(store) -> tuple[dict[tuple[str, str, str], set[str]], int]:
         assert len(post_ids) == len(set(post_ids)), f"duplicate provenance on {h}-{rel}-{t}: {post_ids}"
         facts[(h, rel, t)] = set(post_ids)
     return facts, len(rows)
+
+
+def assert_each_post_once(store, posts: list[dict], extractor) -> None:
+    """Every post stored once, every triple once (graph_facts also checks no post is counted twice
+    in a triple's provenance), and exactly the triples ``extractor`` finds in ``posts``."""
+    ids = [r[0] for r in store.query("MATCH (p:Post) RETURN p.id").rows]
+    assert sorted(ids) == sorted(p["id"] for p in posts)
+    facts, rows = graph_facts(store)
+    assert facts == expected_facts(extractor, posts) and rows == len(facts) > 0
 
 
 def write_jsonl(path: Path, records: list) -> Path:

@@ -47,7 +47,8 @@ def test_progress_has_each_task_as_it_finished(small_run):
     assert [(p["method"], p["task"]) for p in lines] == [("mspt", 0), ("mspt", 1), ("finetune", 0), ("finetune", 1)]
     for p in lines:
         task = result["methods"][p["method"]]["tasks"][p["task"]]
-        assert (p["A"], p["U"], p["per_task_f1"]) == (task["A"], task["U"], task["per_task_f1"])
+        assert (p["A"], p["U"], p["val_A"], p["per_task_f1"]) == (task["A"], task["U"], task["val_A"],
+                                                                   task["per_task_f1"])
 
 
 def test_the_classifier_grew_and_scores_are_sane(small_run):
@@ -61,6 +62,11 @@ def test_the_classifier_grew_and_scores_are_sane(small_run):
             assert 0.0 <= t["A"] <= 100.0 and 0.0 <= t["U"] <= 100.0
             assert len(t["per_task_f1"]) == t["task"] + 1 and t["per_task_f1"][-1] == t["U"]
             assert t["test_examples"] == 150
+            assert 0.0 <= t["val_A"] <= 100.0 and 0.0 <= t["val_U"] <= 100.0
+        # validation A_k beside the test A_k: on the cumulative val split (every task's val up to k)
+        val_sizes = [s["val"] for s in result["stream"]]
+        assert val_sizes[0] > 0 and [t["val_examples"] for t in r["tasks"]] == [val_sizes[0], sum(val_sizes[:2])]
+        assert r["mean_val_A"] == pytest.approx(sum(t["val_A"] for t in r["tasks"]) / 2)
     assert result["methods"]["finetune"]["tasks"][1]["train_examples"] == 150
 
 

@@ -11,7 +11,8 @@ import time
 
 import pytest
 from conftest import neo4j_password
-from helpers import expected_facts, graph_facts, malformed_payloads, mnre_posts, worker_config, write_jsonl
+from helpers import (CRASH_AFTER_WRITE, REPO, assert_each_post_once, expected_facts, graph_facts,
+                     malformed_payloads, mnre_posts, worker_config, write_jsonl)
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 
@@ -105,6 +106,28 @@ def test_sigkill_mid_batch_then_restart(services, topic, neo4j_store, short_tmp,
     assert facts == expected_facts(spacy_extractor, posts)
     assert rows == len(facts)  # no duplicated relationship
     assert neo4j_store.query("MATCH (p:Post) RETURN count(p)").rows == [[len(posts)]]
+
+
+def test_kill_between_graph_write_and_commit_rewrites_that_batch_once(services, topic, neo4j_store, short_tmp,
+                                                                      spacy_extractor):
+    """SIGKILL lands exactly after batch 3's Neo4j write and before its Kafka commit
+    (tests/crash_after_write.py): the restart reads batch 3 again, rewrites it idempotently,
+    and nothing is lost or doubled."""
+    posts = mnre_posts(300)
+    produce(services, topic, posts)
+    cfg = kafka_cfg(services, short_tmp, topic, batch_size=20)
+    marker = short_tmp / "crashed.json"
+    crashed = subprocess.run(CRASH_AFTER_WRITE + ["3", str(marker), "worker", "--config", str(cfg)],
+                             env={**env(), "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    landed = json.loads(marker.read_text())
+    stored = {r[0] for r in neo4j_store.query("MATCH (p:Post) RETURN p.id").rows}
+    assert set(landed["ids"]) <= stored and len(stored) == landed["posts_before"] + len(landed["ids"])
+    assert landed["posts_before"] > 0 and landed["ids"]
+    metrics = run_worker(cfg)
+    # the earlier batches were committed, batch 3 was not: exactly it and the rest are read again
+    assert metrics["records_received"] == metrics["posts_written"] == len(posts) - landed["posts_before"]
+    assert_each_post_once(neo4j_store, posts, spacy_extractor)
 
 
 def test_malformed_posts_reach_the_dead_letter_topic(services, topic, neo4j_store, short_tmp, spacy_extractor):

@@ -13,14 +13,14 @@ import pytest
 import torch
 from helpers import SHARED_DATA
 
-from continual.distillation import AttentionDistiller, asymmetric_attention_loss
+from continual.distillation import AttentionDistiller, asymmetric_attention_loss, attention_distillation
 from continual.evaluation import score_after_task
 from continual.memory import RehearsalMemory, kmeans_prototypes, model_features
 from continual.methods import MethodSpec, parse_method
 from continual.modulation import GradientModulator, coefficient, contribution_scores, modality_parameters
 from continual.objectives import forward_parts
 from continual.report import write_report
-from continual.streams import balanced_sample, imner_stream, imre_stream
+from continual.streams import balanced_sample, imner_stream, imre_stream, stratified_sample
 from extractors.datasets import NERExample, REExample, read_re
 from extractors.features import encode_ner, encode_re
 from extractors.models import MNERModel, MREModel
@@ -145,6 +145,39 @@ def test_balanced_sample_takes_turns():
     assert balanced_sample(items, 100) == items
 
 
+def test_stratified_sample_keeps_each_class_share():
+    items = ["None"] * 70 + ["a"] * 20 + ["b"] * 8 + ["c"] * 2
+    sample = stratified_sample(items, 20, key=lambda x: x, seed=1)
+    counts = {c: sample.count(c) for c in ("None", "a", "b", "c")}
+    # quotas 14, 4, 1.6, 0.4: b rounds up (largest remainder); c keeps one, taken from the largest (None)
+    assert counts == {"None": 13, "a": 4, "b": 2, "c": 1}
+    assert stratified_sample(items, 20, key=lambda x: x, seed=1) == sample  # seeded
+    assert stratified_sample(items, 200, key=lambda x: x) == items
+    # the file order is kept among the chosen examples
+    numbered = list(enumerate(items))
+    chosen = stratified_sample(numbered, 30, key=lambda x: x[1], seed=2)
+    assert [i for i, _ in chosen] == sorted(i for i, _ in chosen) and len(chosen) == 30
+
+
+def test_sliced_imre_test_sets_keep_the_natural_share_of_none():
+    """Evaluation subsets follow the file's class distribution (None included); training
+    subsets let the classes take turns."""
+    if not IMRE.exists():
+        pytest.skip(f"real data missing: {IMRE}")
+    full = read_re(IMRE / "sep10" / "ours_test_1.txt")
+    stream = imre_stream("sep10", n_tasks=2, limit=30, val_limit=40, test_limit=200)
+    test = stream.tasks[1].test
+    assert len(test) == 200
+    for rel in {e.relation for e in full}:
+        share = sum(e.relation == rel for e in full) / len(full)
+        assert abs(sum(e.relation == rel for e in test) - 200 * share) <= 1, rel
+    none_share = sum(e.relation == "None" for e in full) / len(full)
+    val = stream.tasks[1].val
+    assert abs(sum(e.relation == "None" for e in val) - len(val) * none_share) <= 3
+    train = stream.tasks[1].train
+    assert sum(e.relation == "None" for e in train) == 10  # three classes taking turns: 10 each
+
+
 # -- rehearsal memory ---------------------------------------------------------------
 
 
@@ -216,25 +249,97 @@ def test_asymmetric_attention_loss_by_hand():
     assert asymmetric_attention_loss(old, new, torch.tensor([[True, False]])).item() == pytest.approx(0.5)
 
 
-def test_distillation_is_zero_in_task_one_and_positive_after(mre_model, encoder_and_tokenizer):
+def test_only_withdrawn_attention_is_penalised():
+    """The ReLU's direction, on pooled maps that are not both normalised (for softmax rows the
+    two directions coincide: see the next test), so relu(new - old) would fail here."""
+    old = torch.tensor([[[[0.5, 0.0]]]])  # [B=1, H=1, Q=1, K=2]
+    gained = torch.tensor([[[[0.5, 0.5]]]])  # attends to a new key, withdraws nothing
+    withdrawn = torch.tensor([[[[0.1, 0.0]]]])  # withdraws 0.4 from key 0, gains nothing
+    assert asymmetric_attention_loss(old, gained).item() == 0.0
+    assert asymmetric_attention_loss(old, withdrawn).item() == pytest.approx(0.4)
+
+
+def _half_l1(old: torch.Tensor, new: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor:
+    """0.5 * L1 distance of the height-pooled maps, normalised as the distillation loss is."""
+    m = query_mask[:, None, :, None].to(new.dtype)
+    diff = ((old - new) * m).sum(-2).abs().sum(-1)  # [B, H]
+    return (0.5 * diff / m.sum(-2).squeeze(-1)).mean()
+
+
+def test_asymmetric_loss_on_softmax_rows_is_half_the_l1_distance():
+    """Science hygiene: every attention row sums to 1, so the pooled old and new maps have the same
+    total and what one withdraws the other gains: sum ReLU(old - new) = sum ReLU(new - old) =
+    0.5 * L1. The "asymmetric" loss is the symmetric L1 distance in value and in gradient (w.r.t.
+    the logits, which is what training sees)."""
+    gen = torch.Generator().manual_seed(0)
+    b, h, q, k = 3, 4, 7, 9
+    old = torch.softmax(torch.randn(b, h, q, k, generator=gen) * 2, -1)
+    mask = torch.ones(b, q, dtype=torch.bool)
+    mask[1, 5:] = False  # padded queries
+    mask[2, 3:] = False
+    logits = (torch.randn(b, h, q, k, generator=gen) * 2).requires_grad_()
+
+    def value_and_grad(loss_fn):
+        logits.grad = None
+        value = loss_fn(old, torch.softmax(logits, -1), mask)
+        value.backward()
+        return value.detach(), logits.grad.clone()
+
+    asym, asym_grad = value_and_grad(asymmetric_attention_loss)
+    half_l1, half_l1_grad = value_and_grad(_half_l1)
+    flipped, flipped_grad = value_and_grad(lambda o, n, m: asymmetric_attention_loss(n, o, m))
+    assert asym.item() > 0.05  # a real difference, not two zeros
+    torch.testing.assert_close(asym, half_l1, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(asym, flipped, rtol=1e-5, atol=1e-6)
+    assert asym_grad.abs().sum() > 0
+    torch.testing.assert_close(asym_grad, half_l1_grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(asym_grad, flipped_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_vision_distillation_with_rows_sharing_images():
+    """The entity pairs of one post share its image (``image_index``: row -> image), so
+    ``has_image`` is per image while the attention maps are per row."""
+    from extractors.fusion import NO_IMAGE_TOKENS, StreamOutput
+
+    gen = torch.Generator().manual_seed(3)
+    length = 1 + NO_IMAGE_TOKENS + 3
+
+    def out(attn):
+        return StreamOutput(torch.zeros(3, 2, 4), torch.zeros(3, length, 4), [], [attn])
+
+    old = torch.softmax(torch.randn(3, 2, length, length, generator=gen), -1)
+    new = torch.softmax(torch.randn(3, 2, length, length, generator=gen), -1)
+    has_image, index = torch.tensor([True, False]), torch.tensor([0, 0, 1])  # rows 0-1: image 0; row 2: none
+    shared = attention_distillation(out(old), out(new), torch.ones(3, 2), has_image, index)
+    per_row = attention_distillation(out(old), out(new), torch.ones(3, 2), torch.tensor([True, True, False]))
+    torch.testing.assert_close(shared, per_row, rtol=1e-5, atol=1e-6)
+    all_images = attention_distillation(out(old), out(new), torch.ones(3, 2), torch.tensor([True, True, True]))
+    assert abs(shared.item() - all_images.item()) > 1e-4  # row 2's padded queries are really masked
+
+
+def test_distillation_is_zero_until_the_model_moves_and_positive_after(mre_model, encoder_and_tokenizer):
     _, tok = encoder_and_tokenizer
     batch = encode_re(tok, re_slice(8), {l: i for i, l in enumerate(mre_model.labels)})
+    mre_model.eval()  # no dropout: the model's maps are a function of its weights
     distiller = AttentionDistiller(lam=1.0)
-    out = mre_model.representations(batch)[2]
-    first = distiller.loss(batch, out)
-    assert first.item() == 0.0  # task 1: no old model
+    first = distiller.loss(batch, mre_model.representations(batch)[2])
+    assert first.item() == 0.0  # task 1: no teacher, no term
+    # the teacher is the model as task 1 left it: the real computation against it is zero because
+    # nothing has moved yet (not by construction) ...
     distiller.snapshot(mre_model)
     distiller.task = 1
     assert all(not p.requires_grad for p in distiller.old.parameters())
-    with torch.no_grad():  # learning task 2 moves the interaction layers
+    unmoved = distiller.loss(batch, mre_model.representations(batch)[2])
+    torch.testing.assert_close(unmoved, torch.zeros(()), rtol=0, atol=1e-6)
+    with torch.no_grad():  # ... and learning task 2 moves the interaction layers
         mre_model.encoder.keys.keys.add_(torch.randn_like(mre_model.encoder.keys.keys))
         mre_model.encoder.keys.text_bias.add_(torch.randn_like(mre_model.encoder.keys.text_bias))
-    mre_model.eval()
     loss = distiller.loss(batch, mre_model.representations(batch)[2])
-    assert loss.item() > 0
+    assert loss.item() > 1e-3
     loss.backward()
     assert mre_model.encoder.keys.keys.grad is not None and mre_model.encoder.keys.keys.grad.abs().sum() > 0
-    assert [h["task"] for h in distiller.history] == [0, 1] and distiller.mean_loss(0) == 0.0
+    assert [h["task"] for h in distiller.history] == [0, 1, 1] and distiller.mean_loss(0) == 0.0
+    assert distiller.mean_loss(1) == pytest.approx(loss.item() / 2, abs=1e-6)
 
 
 # -- gradient modulation ------------------------------------------------------------

@@ -37,8 +37,44 @@ def test_without_interaction_the_streams_equal_the_pretrained_models(parts):
     assert torch.allclose(out.vision, ref_vision, atol=1e-4)
 
 
-def test_shared_key_attention_depends_on_the_query(parts):
-    """Eq. 10-11 with a bank: different queries get different attention over K^s
+def test_add_mode_adds_the_shared_keys_to_the_pretrained_scores(parts):
+    """The production default ("add", Eq. 10-11 beside the pretrained keys): scores =
+    Q·K_own + Q·K^s + B. With K^s and B at zero the interaction layers attend exactly as the
+    pretrained ones (the own keys are kept); with a bank the scores gain Q·K^s, a term that
+    differs from query to query (a constant per query would cancel in the softmax)."""
+    encoder, tok = parts
+    assert encoder.shared_key_mode == "add"  # what build_encoder gives production
+    inputs = {k: v for k, v in batch(tok, ["a b c d e f g"]).items() if k != "token_type_ids"}
+    keys, bias = encoder.keys.keys, encoder.keys.text_bias
+    saved = keys.detach().clone(), bias.detach().clone()
+    try:
+        with torch.no_grad():
+            keys.zero_()
+            bias.zero_()
+            zero_bank = encoder(**inputs)
+            encoder.interaction_enabled = False
+            pretrained = encoder(**inputs)
+            encoder.interaction_enabled = True
+            torch.nn.init.normal_(keys, std=1.0)
+            banked = encoder(**inputs)
+    finally:
+        encoder.interaction_enabled = True
+        with torch.no_grad():
+            keys.copy_(saved[0])
+            bias.copy_(saved[1])
+    for a_zero, a_pre in zip(zero_bank.text_attn, pretrained.text_attn, strict=True):
+        torch.testing.assert_close(a_zero, a_pre, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(zero_bank.text, pretrained.text, rtol=1e-4, atol=1e-4)
+    # first interaction layer: same input in both runs, so the log-attention differs by the shared
+    # scores Q·K^s (minus a per-query normaliser, removed by centring each row)
+    delta = banked.text_attn[0][0].log() - zero_bank.text_attn[0][0].log()  # [H, T, T]
+    delta = delta - delta.mean(-1, keepdim=True)
+    assert delta.abs().max() > 0.1  # the bank is used in add mode
+    assert not torch.allclose(delta[:, 1], delta[:, 2], atol=1e-3)  # and depends on the query
+
+
+def test_replace_mode_attention_depends_on_the_query(parts):
+    """The "replace" ablation (the reference code's form): Eq. 10-11 with a bank: different queries get different attention over K^s
     (the reference code's [1, heads, head_dim, 1] key would make them equal)."""
     encoder, tok = parts
     encoder.shared_key_mode = "replace"
