@@ -77,12 +77,13 @@ def train(kind: str, data: str | Path, store_root: str | Path, cfg: TrainConfig,
 
 
 def train_image_gate(kind: str, data: str | Path, source: ModelStore, base: str, store_root: str | Path,
-                     cfg: TrainConfig, save_dtype: str = "float32") -> tuple[str, dict]:
+                     cfg: TrainConfig, save_dtype: str = "float32", limit: int | None = None) -> tuple[str, dict]:
     """A new version of ``base`` that unrelated pictures do not sway: only its image gate (added
     if it has none) trains, on the train split with unrelated pictures attached
     (``cfg.image_augment``), so it learns to shut out a picture that says nothing; every other
     weight, and so what the model learned from text, is kept.
-    ``base`` is read from ``source``, the new version saved in ``store_root``."""
+    ``base`` is read from ``source``, the new version saved in ``store_root``; ``limit``: the first
+    N training examples only (the gate has a few hundred weights)."""
     import time
 
     from .models import ImageGate
@@ -94,7 +95,7 @@ def train_image_gate(kind: str, data: str | Path, source: ModelStore, base: str,
     if head.gate is None:
         head.gate = ImageGate(head.text.in_features, head.vision.in_features)
     train_path, val_path = split_file(data, "train"), split_file(data, "val")
-    train_ex, val_ex = read_examples(kind, train_path), read_examples(kind, val_path)
+    train_ex, val_ex = read_examples(kind, train_path, limit), read_examples(kind, val_path)
     started = time.perf_counter()
     result = fit(task, model, train_ex, val_ex, cfg)
     metrics = {"val": result.best_val, "best_epoch": result.best_epoch, "history": result.history,

@@ -5,10 +5,11 @@
 
 Trains MNER on Twitter-2017 and MRE on MNRE with LoRA adapters (fixed seed,
 model selection on the val split only), then trains the selected version's
-image gate for one epoch with unrelated pictures attached to half the examples
+image gate (and nothing else) for one pass over the first 3,000 training
+examples with unrelated pictures attached to half of them
 (:func:`extractors.run.train_image_gate`; the research data has no images,
-production posts do), scores the result once on the test split, and installs it as ``extractors/shipped/<kind>/versions/
-<version>/`` with ``current`` naming it (the previous shipped version of that
+production posts do), scores the result once on the test split, and installs
+it as ``extractors/shipped/<kind>/versions/<version>/`` with ``current`` naming it (the previous shipped version of that
 kind is removed). The research data comes from the public sources listed in
 ``../shared/data/README.md`` (Twitter-2017 from jefferyYu/UMT, MNRE from
 thecharm/MNRE); it is for research evaluation only.
@@ -31,6 +32,7 @@ RECIPES = {
 }
 # the image-gate stage: only the gate trains (every other weight unchanged)
 GATE_RECIPE = {"epochs": 1, "head_lr": 5e-3, "image_augment": 0.5}
+GATE_EXAMPLES = 3000  # the first N training examples: the gate has a few hundred weights
 SEED = 42
 SAVE_DTYPE = "float16"
 
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             version, _ = train(kind, folder, args.work, cfg, save_dtype=SAVE_DTYPE)
         if not args.no_image_gate:
             gate_cfg = TrainConfig(seed=SEED, train_only="image_gate", **GATE_RECIPE)
-            version, _ = train_image_gate(kind, folder, store, version, args.work, gate_cfg, save_dtype=SAVE_DTYPE)
+            version, _ = train_image_gate(kind, folder, store, version, args.work, gate_cfg, save_dtype=SAVE_DTYPE,
+                                          limit=GATE_EXAMPLES)
             store = ModelStore(args.work)
         test = evaluate(kind, folder, store.root, version)
         store.record_metrics(kind, version, "test", {k: v for k, v in test.items() if k != "version"})
