@@ -272,7 +272,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_complete(args) -> int:
-    from graph_store.completion.job import remove_inferred, run_completion
+    from .jobs.completion import remove_inferred, run_completion
 
     cfg = _load(args)
     if args.remove_inferred:

@@ -10,7 +10,7 @@ import pytest
 from helpers import SHARED_DATA
 
 from extractors.schema import LabelSchema
-from graph_store.completion.job import remove_inferred, run_completion
+from pipeline.jobs.completion import remove_inferred, run_completion
 from graph_store.completion.snapshot import take_snapshot
 from graph_store.records import EntityRow, FactRow, GraphBatch, InferredFact, PostRow, Provenance
 from pipeline.config import load_config

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from extractors.store import ModelStore
 from graph_store.completion.data import FilterIndex, with_inverses
 from graph_store.completion.evaluate import filtered_ranks, random_expected_mrr, ranking_metrics
 from graph_store.completion.model import CompletionModel, EntityFeatures, ModelConfig
@@ -104,14 +105,14 @@ def test_image_term_is_zero_without_images():
 
 
 def test_warm_start_loads_previous_version_and_maps_by_key(tmp_path):
-    store = CompletionStore(tmp_path)
+    store = CompletionStore(ModelStore(tmp_path, kinds=(KIND,)))
     old = CompletionModel(ModelConfig(text_dim=8, rank=4, hidden=16), n_entities=2, n_relations=2)
     with torch.no_grad():
         old.residual.weight.normal_()
         old.relation.normal_()
     v1 = store.save_model(old, entities=["PER:a", "ORG:b"], relations=["MEMBER_OF", "PEER"], metrics={},
                           train_config={}, fingerprint="f" * 64, parent=None)
-    assert store.current_version(KIND) == v1
+    assert store.current_version() == v1
     loaded, cfg, vocab = store.load_model()
     assert state_equal(loaded, old) and vocab["entities"] == ["PER:a", "ORG:b"]
     # the graph grew: a new entity first, a new relation
@@ -124,8 +125,8 @@ def test_warm_start_loads_previous_version_and_maps_by_key(tmp_path):
     assert torch.equal(new.project[0].weight, old.project[0].weight)
     v2 = store.save_model(new, entities=["LOC:c", "ORG:b", "PER:a"], relations=["PEER", "CONTAIN", "MEMBER_OF"],
                           metrics={}, train_config={}, fingerprint="e" * 64, parent=v1)
-    assert store.current_version(KIND) == v2 and store.config(KIND, v2)["parent"] == v1
-    assert store.versions(KIND) == sorted([v1, v2])
+    assert store.current_version() == v2 and store.config(v2)["parent"] == v1
+    assert store.folders.versions(KIND) == sorted([v1, v2])
 
 
 def _hand_model(vectors: list[list[float]]) -> tuple[CompletionModel, EntityFeatures]:
