@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from continual.labelled import post_from_re_example
-from continual.novelty import detect_novelty
+from pipeline.jobs.novelty import detect_novelty
 from continual.streams import balanced_sample
 from continual.update import run_update
 from extractors.datasets import read_re

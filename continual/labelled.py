@@ -20,7 +20,6 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from itertools import permutations
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -193,7 +192,3 @@ class LabelledStore:
                 if c not in out or ex.seen_at < out[c]:
                     out[c] = ex.seen_at
         return out
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

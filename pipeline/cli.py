@@ -285,8 +285,10 @@ def cmd_complete(args) -> int:
 
 
 def cmd_candidates(args) -> int:
-    from continual.candidates import CandidateError, confirm, discover_from_config, labelled_store_of, list_candidates, reject
+    from continual.candidates.graph import list_candidates
+    from continual.candidates.review import CandidateError, confirm, reject
 
+    from .jobs.novelty import discover_from_config, labelled_store_of
     from .runtime import open_graph
 
     cfg = _load(args)

@@ -10,11 +10,11 @@ import pytest
 from helpers import SHARED_DATA
 
 from extractors.schema import LabelSchema
-from pipeline.jobs.completion import remove_inferred, run_completion
 from graph_store.completion.snapshot import take_snapshot
 from graph_store.records import EntityRow, FactRow, GraphBatch, InferredFact, PostRow, Provenance
 from pipeline.config import load_config
 from pipeline.gold import GOLD_VERSION, gold_extraction, mnre_annotated_posts
+from pipeline.jobs.completion import remove_inferred, run_completion
 from pipeline.post import parse_post
 from pipeline.to_graph import add_post
 

@@ -38,7 +38,7 @@ def fake_shipped(tmp_path, monkeypatch):
 
 
 def test_a_continual_update_from_the_shipped_adapter_version_saves_an_adapter_version(short_tmp, fake_shipped):
-    from continual.novelty import detect_novelty
+    from pipeline.jobs.novelty import detect_novelty
     from continual.update import run_update
     from pipeline.config import load_config
 
