@@ -109,6 +109,7 @@ class ModelStore:
         if version not in self.versions(kind):
             raise ValueError(f"no {kind} version {version!r} in {self.root}")
         pointer = self._kind_dir(kind) / "current"
+        pointer.parent.mkdir(parents=True, exist_ok=True)  # a fresh store may promote a shipped version
         tmp = pointer.with_name("current.tmp")
         tmp.write_text(version + "\n")
         os.replace(tmp, pointer)
