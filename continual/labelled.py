@@ -156,9 +156,6 @@ class LabelledStore:
         known.update(fresh)
         return len(fresh)
 
-    def add_posts(self, posts: Iterable) -> int:
-        return self.add(ex for post in posts for ex in examples_from_post(post, self.val_fraction))
-
     def all(self, kind: str) -> list[LabelledExample]:
         return [ex for ex in self._load().values() if ex.kind == kind]
 

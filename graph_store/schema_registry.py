@@ -25,11 +25,3 @@ def record_classes(graph: GraphStore, rows: list[dict]) -> None:
     keys = ("kind", "name", "graph_type", "status", "emerged_at", "now", "task_id", "examples", "model_version")
     graph.execute([(_UPSERT, {"rows": [{k: r.get(k) for k in keys} for r in rows]})])
 
-
-def schema_classes(graph: GraphStore, kind: str | None = None) -> list[dict]:
-    res = graph.query(
-        "MATCH (c:SchemaClass) WHERE $kind IS NULL OR c.kind = $kind "
-        "RETURN c.kind, c.name, c.status, c.emerged_at, c.task_id, c.model_version, c.learned_at "
-        "ORDER BY c.kind, c.name", {"kind": kind})
-    cols = ("kind", "name", "status", "emerged_at", "task_id", "model_version", "learned_at")
-    return [dict(zip(cols, row)) for row in res.rows]
