@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
 import torch
+
+from mkg_common.clock import utc_now
 
 from .model import CompletionModel, ModelConfig
 
@@ -54,7 +55,7 @@ class CompletionStore:
         """Write a new version (all files, then one rename) and optionally make it current."""
         from safetensors.torch import save_file
 
-        now = datetime.now(timezone.utc)
+        now = utc_now()
         version = f"{KIND}-{now.strftime('%Y%m%dT%H%M%S%f')}-{fingerprint[:8]}"
         final = self.folders.version_dir(KIND, version)
         tmp = final.with_name(version + ".tmp")
