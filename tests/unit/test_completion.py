@@ -14,6 +14,7 @@ from graph_store.completion.evaluate import filtered_ranks, random_expected_mrr,
 from graph_store.completion.model import CompletionModel, EntityFeatures, ModelConfig
 from graph_store.completion.predict import predict
 from graph_store.completion.snapshot import EntityInfo, GraphSnapshot
+from graph_store.completion.text import TextEmbedder
 from graph_store.completion.versions import KIND, CompletionStore, state_equal, warm_start
 from graph_store.completion.wordnet import Synset, parse_data_line, resolve
 
@@ -191,3 +192,26 @@ def test_complete_command_help_explains_itself(capsys):
     out = capsys.readouterr().out
     for option in ("--threshold", "--top-k", "--remove-inferred", "--full-retrain", "--config", "inferred: true"):
         assert option in out
+
+
+class _CountingEncoder:
+    """A stand-in sentence encoder of width 5 that records what it was asked to encode."""
+
+    name, max_length, dim = "fake", 64, 5
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, texts, progress=False):
+        self.calls.append(list(texts))
+        return np.stack([np.full(self.dim, float(len(t)), dtype=np.float32) for t in texts])
+
+
+def test_text_embedder_takes_its_width_from_the_encoder_and_encodes_each_text_once(tmp_path):
+    enc = _CountingEncoder()
+    assert TextEmbedder(enc, tmp_path).embed([]).shape == (0, 5)
+    first = TextEmbedder(enc, tmp_path).embed(["ab", "abcd", "ab"])
+    torch.testing.assert_close(first[:, 0], torch.tensor([2.0, 4.0, 2.0]), rtol=1e-4, atol=1e-5)
+    again = TextEmbedder(enc, tmp_path).embed(["abcd", "xyz"])  # a new embedder reads the disk cache
+    torch.testing.assert_close(again[:, 0], torch.tensor([4.0, 3.0]), rtol=1e-4, atol=1e-5)
+    assert [sorted(c) for c in enc.calls] == [["ab", "abcd"], ["xyz"]]  # cached texts are not encoded again
