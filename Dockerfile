@@ -6,6 +6,7 @@ COPY pipeline pipeline
 COPY extractors extractors
 COPY continual continual
 COPY graph_store graph_store
+COPY mkg_common mkg_common
 RUN pip install --no-cache-dir .
 ENV HF_HUB_OFFLINE=1
 CMD ["mkg", "worker"]

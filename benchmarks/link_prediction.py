@@ -22,12 +22,13 @@ import numpy as np
 import torch
 
 from benchmarks.common import SHARED_DATA, write_result
+from extractors.encoders import MINILM
 from graph_store.completion.data import FilterIndex, TripleSplit, load_split
 from graph_store.completion.evaluate import evaluate, random_expected_mrr
 from graph_store.completion.model import CompletionModel, EntityFeatures, ModelConfig
-from graph_store.completion.text import TextEmbedder
-from graph_store.completion.train import TrainConfig, train_model
+from graph_store.completion.train import TrainSettings, train_model
 from graph_store.completion.wordnet import resolve
+from pipeline.jobs.completion import entity_text_embedder
 
 log = logging.getLogger("benchmarks.link_prediction")
 CACHE = Path("var/cache/completion")
@@ -38,12 +39,12 @@ def wn18rr_features(split: TripleSplit, cache: Path) -> tuple[EntityFeatures, di
     names = [(split.entities[h], split.relations[r], split.entities[t]) for h, r, t in split.all_triples().tolist()]
     res = resolve(split.entities, names)
     texts = [res.synsets[e].text() if e in res.synsets else e for e in split.entities]
-    feats = EntityFeatures(TextEmbedder(cache_dir=cache).embed(texts, progress=True))
+    feats = EntityFeatures(entity_text_embedder(MINILM, cache).embed(texts, progress=True))
     return feats, res.stats(), time.monotonic() - t0
 
 
 def run_ours(split: TripleSplit, feats: EntityFeatures, train: np.ndarray, test: np.ndarray, filt_all: FilterIndex,
-             mcfg: ModelConfig, tcfg: TrainConfig, n_known: int | None = None) -> dict:
+             mcfg: ModelConfig, tcfg: TrainSettings, n_known: int | None = None) -> dict:
     n_known = split.n_entities if n_known is None else n_known
     model = CompletionModel(mcfg, n_known, split.n_relations)
     t0 = time.monotonic()
@@ -161,7 +162,7 @@ def main() -> None:
     split = load_split(args.data)
     feats, wn_stats, encode_s = wn18rr_features(split, CACHE)
     mcfg = ModelConfig(text_dim=feats.text.shape[1], rank=args.rank)
-    tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, negatives=args.negatives, lr=args.lr,
+    tcfg = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, negatives=args.negatives, lr=args.lr,
                        seed=args.seed)
     filt = FilterIndex(split.all_triples(), split.n_entities, split.n_relations)
     metrics: dict = {"wn18rr": {"entities": split.n_entities, "train": len(split.train), "test": len(split.test),
@@ -178,7 +179,7 @@ def main() -> None:
         perm = {e: i for i, e in enumerate(split.entities)}
         ind_feats = EntityFeatures(feats.text[torch.tensor([perm[e] for e in ind.entities])])
         ind_filt = FilterIndex(ind.all_triples(), ind.n_entities, ind.n_relations)
-        icfg = TrainConfig(**{**tcfg.as_dict(), "epochs": args.inductive_epochs, "progress": True})
+        icfg = TrainSettings(**{**tcfg.as_dict(), "epochs": args.inductive_epochs, "progress": True})
         metrics["inductive"] = {
             "held_out_entities": ind.n_entities - n_seen, "train": len(ind.train), "test_with_unseen": len(test_unseen),
             "ours": run_ours(ind, ind_feats, ind.train, test_unseen, ind_filt, mcfg, icfg, n_known=n_seen),
@@ -193,10 +194,10 @@ def main() -> None:
         order = rng.permutation(len(snap.triples))
         n_test = len(order) // 10
         test, train = snap.triples[order[:n_test]], snap.triples[order[n_test:]]
-        g_feats = EntityFeatures(TextEmbedder(cache_dir=CACHE).embed([e.text() for e in snap.entities], progress=True))
+        g_feats = EntityFeatures(entity_text_embedder(MINILM, CACHE).embed([e.text() for e in snap.entities], progress=True))
         g_split = TripleSplit(snap.entity_keys, snap.relations, train, np.zeros((0, 3), np.int64), test)
         g_filt = FilterIndex(snap.triples, len(snap.entities), len(snap.relations))
-        gcfg = TrainConfig(**{**tcfg.as_dict(), "epochs": args.mnre_epochs, "batch_size": 256, "negatives": 512})
+        gcfg = TrainSettings(**{**tcfg.as_dict(), "epochs": args.mnre_epochs, "batch_size": 256, "negatives": 512})
         metrics["mnre_graph"] = {
             "posts": n_posts, "entities": len(snap.entities), "relations": len(snap.relations),
             "facts": len(snap.triples), "held_out": n_test, "random_expected_mrr": random_expected_mrr(len(snap.entities)),

@@ -190,7 +190,7 @@ def cmd_continual(args) -> int:
     with open_graph(cfg) as graph:
         graph.ensure_schema()
         if args.action == "detect":
-            from .novelty import detect_novelty
+            from pipeline.jobs.novelty import detect_novelty
 
             print(json.dumps(detect_novelty(cfg, graph).as_dict(), indent=2))
             return 0

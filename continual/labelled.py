@@ -20,7 +20,6 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from itertools import permutations
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -157,9 +156,6 @@ class LabelledStore:
         known.update(fresh)
         return len(fresh)
 
-    def add_posts(self, posts: Iterable) -> int:
-        return self.add(ex for post in posts for ex in examples_from_post(post, self.val_fraction))
-
     def all(self, kind: str) -> list[LabelledExample]:
         return [ex for ex in self._load().values() if ex.kind == kind]
 
@@ -193,7 +189,3 @@ class LabelledStore:
                 if c not in out or ex.seen_at < out[c]:
                     out[c] = ex.seen_at
         return out
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -8,6 +8,9 @@ does not know is counted; once a class has ``min_examples`` examples it is
 proposed, together with the other ready classes of its kind, as one new task
 in the :class:`~continual.task_queue.TaskQueue`, which the update DAG reads.
 The graph's schema registry records when each class emerged and its state.
+
+The labelled source, dead letters, stores and graph are passed in;
+:mod:`pipeline.jobs.novelty` opens them from the configuration.
 """
 from __future__ import annotations
 
@@ -20,8 +23,12 @@ from extractors.store import ModelStore
 from graph_store.base import GraphStore
 from graph_store.schema import IDENTIFIER
 from graph_store.schema_registry import record_classes
+from mkg_common.clock import utc_iso
+from pipeline.dead_letter import DeadLetter, DeadLetterSink
+from pipeline.post import InvalidPost, parse_post
+from pipeline.sources.base import Source
 
-from .labelled import LabelledStore, examples_from_post, now_iso
+from .labelled import LabelledStore, examples_from_post
 from .task_queue import TaskQueue
 
 log = logging.getLogger(__name__)
@@ -57,60 +64,53 @@ def graph_type(kind: str, name: str) -> str:
     return relation_type_of(name) if kind == "mre" else name
 
 
-def ingest_labelled(cfg, store: LabelledStore, idle_timeout_s: float = 10.0, max_records: int | None = None) -> tuple[int, int, int]:
-    """Move labelled posts from their source into the store; (posts, new examples, dead letters)."""
-    from pipeline.dead_letter import DeadLetter
-    from pipeline.post import InvalidPost, parse_post
-    from pipeline.runtime import make_dead_letters, make_labelled_source
+def ingest_labelled(source: Source, dead_letters: DeadLetterSink, store: LabelledStore, batch_size: int,
+                    idle_timeout_s: float = 10.0, max_records: int | None = None) -> tuple[int, int, int]:
+    """Move labelled posts from ``source`` into the store; (posts, new examples, dead letters).
 
-    source = make_labelled_source(cfg)
-    if source is None:
-        return 0, 0, 0
+    The caller opens and closes ``source`` and ``dead_letters``.
+    """
     posts = added = dead = 0
-    dead_letters = make_dead_letters(cfg)
-    try:
+    last = monotonic()
+    while not source.exhausted and (max_records is None or posts < max_records):
+        records = source.poll(batch_size)
+        if not records:
+            if monotonic() - last > idle_timeout_s:
+                break
+            continue
         last = monotonic()
-        while not source.exhausted and (max_records is None or posts < max_records):
-            records = source.poll(cfg.worker.batch_size)
-            if not records:
-                if monotonic() - last > idle_timeout_s:
-                    break
+        parsed = []
+        for rec in records:
+            try:
+                post = parse_post(rec.payload)
+            except InvalidPost as exc:
+                dead_letters.send(DeadLetter.of(rec, "labelled", exc.reason))
+                dead += 1
                 continue
-            last = monotonic()
-            parsed = []
-            for rec in records:
-                try:
-                    post = parse_post(rec.payload)
-                except InvalidPost as exc:
-                    dead_letters.send(DeadLetter.of(rec, "labelled", exc.reason))
-                    dead += 1
-                    continue
-                if post.annotations is None:
-                    dead_letters.send(DeadLetter.of(rec, "labelled", "labelled post has no annotations"))
-                    dead += 1
-                    continue
-                parsed.append(post)
-            added += store.add(ex for p in parsed for ex in examples_from_post(p, store.val_fraction))
-            dead_letters.flush()
-            source.commit(records)  # only after the examples are on disk
-            posts += len(parsed)
-    finally:
-        source.close()
-        dead_letters.close()
+            if post.annotations is None:
+                dead_letters.send(DeadLetter.of(rec, "labelled", "labelled post has no annotations"))
+                dead += 1
+                continue
+            parsed.append(post)
+        added += store.add(ex for p in parsed for ex in examples_from_post(p, store.val_fraction))
+        dead_letters.flush()
+        source.commit(records)  # only after the examples are on disk
+        posts += len(parsed)
     log.info("labelled posts ingested", extra={"posts": posts, "new_examples": added, "dead_lettered": dead})
     return posts, added, dead
 
 
-def detect_novelty(cfg, graph: GraphStore | None = None, ingest: bool = True) -> NoveltyDecision:
-    """Ingest labelled posts, propose tasks for classes that are new and ready, record the schema."""
-    c = cfg.continual
-    store = LabelledStore(c.labelled_dir, c.val_fraction)
-    decision = NoveltyDecision()
-    if ingest:
-        decision.ingested_posts, decision.new_examples, decision.dead_lettered = ingest_labelled(cfg, store)
-    models, queue = ModelStore(cfg.extractor.models_dir), TaskQueue(c.tasks_dir)
+def propose_tasks(c, store: LabelledStore, models: ModelStore, queue: TaskQueue, graph: GraphStore | None = None,
+                  decision: NoveltyDecision | None = None) -> NoveltyDecision:
+    """Propose tasks for classes that are new and ready, and record the schema in ``graph``.
+
+    ``c``: the continual settings (``kinds``, ``min_examples``; the config's
+    ``continual:`` section); ``models``: the extractor versions in use (with
+    the shipped fallback where the worker has it), whose classes are known.
+    """
+    decision = decision or NoveltyDecision()
     rows: list[dict] = []
-    now = now_iso()
+    now = utc_iso()
     for kind in c.kinds:
         known = known_classes(models, kind)
         counts = store.class_counts(kind)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
+
+from mkg_common.clock import utc_iso
 
 # The Airflow asset a proposed task updates (detect_novelty) and continual_update is scheduled on.
 TASKS_ASSET_URI = "mkg://continual/tasks"
@@ -22,17 +23,13 @@ STATUSES = ("proposed", "training", "promoted", "refused", "failed")
 OPEN = ("proposed", "training", "failed")  # still to be (re)run
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass
 class ContinualTask:
     id: str
     kind: str  # "mre" or "mner"
     new_classes: list[str]
     counts: dict[str, int]  # labelled examples per new class when proposed
-    created_at: str = field(default_factory=_now)
+    created_at: str = field(default_factory=lambda: utc_iso(timespec="seconds"))
     status: str = "proposed"
     base_version: str | None = None  # the model version the task extends (None: first model)
     result: dict = field(default_factory=dict)  # scores, gate decision, new version, error
@@ -80,7 +77,7 @@ class TaskQueue:
             raise ValueError(f"unknown task status {status!r}")
         task.status = status
         task.result.update(result)
-        task.history.append({"at": _now(), "status": status, "note": note})
+        task.history.append({"at": utc_iso(timespec="seconds"), "status": status, "note": note})
         return self.save(task)
 
     def next_open(self, kind: str | None = None) -> ContinualTask | None:

@@ -224,9 +224,9 @@ def _train_and_gate(cfg, task: ContinualTask, queue: TaskQueue, graph, fail_afte
     if graph is not None:
         from graph_store.schema_registry import record_classes
 
-        from .labelled import now_iso
+        from mkg_common.clock import utc_iso
 
-        now, first = now_iso(), labelled.first_seen(kind)
+        now, first = utc_iso(), labelled.first_seen(kind)
         record_classes(graph, [{"kind": kind, "name": n, "graph_type": graph_type(kind, n),
                                 "status": "learned" if gate.passed else "refused", "emerged_at": first.get(n),
                                 "now": now, "task_id": task.id, "model_version": version if gate.passed else None}

@@ -6,7 +6,8 @@ continual task. Unsupervised: uncertain predictions of the last window are
 clustered into ``:CandidateRelation``/``:CandidateType`` nodes for a person to
 name (``mkg candidates confirm``). A proposed task updates the
 ``mkg://continual/tasks`` asset, which schedules ``continual_update``.
-The logic lives in ``continual.novelty`` and ``continual.candidates``.
+The logic lives in ``continual.novelty`` and ``continual.candidates``; the
+configuration is read and the resources opened in ``pipeline.jobs.novelty``.
 """
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ CONTINUAL_TASKS = Asset(TASKS_ASSET_URI)
 def detect_novelty():
     @task
     def supervised(params=None) -> dict:
-        from continual.novelty import detect_novelty as detect
         from pipeline.airflow_env import load_config
+        from pipeline.jobs.novelty import detect_novelty as detect
         from pipeline.runtime import open_graph
 
         cfg = load_config()
@@ -53,8 +54,8 @@ def detect_novelty():
     def unsupervised(params=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from continual.candidates import discover_from_config
         from pipeline.airflow_env import load_config
+        from pipeline.jobs.novelty import discover_from_config
 
         if not params.get("unsupervised", True):
             raise AirflowSkipException("unsupervised discovery switched off for this run")

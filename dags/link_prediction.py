@@ -3,7 +3,7 @@
 Snapshots the extracted facts, warm-starts the current completion model (or
 trains one), writes the top predictions as ``inferred: true`` edges and
 replaces the previous run's. The logic lives in
-``graph_store.completion.job.run_completion``; settings in the config's
+``pipeline.jobs.completion.run_completion``; settings in the config's
 ``completion`` section, per-run overrides in the params.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from airflow.sdk import Param, dag, task
 def link_prediction():
     @task
     def complete(params=None) -> dict:
-        from graph_store.completion.job import run_completion
+        from pipeline.jobs.completion import run_completion
         from pipeline.airflow_env import load_config
 
         report = run_completion(load_config(), threshold=params.get("threshold"), top_k=params.get("top_k"),

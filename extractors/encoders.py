@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
+
+import numpy as np
 
 MINILM = "minilm"
 DINOV2_SMALL = "dinov2-small"
@@ -43,6 +46,60 @@ def load_text(name: str = MINILM):
     hf_logging.disable_progress_bar()
     path = text_model_path(name)
     return AutoModel.from_pretrained(path, add_pooling_layer=False), AutoTokenizer.from_pretrained(path)
+
+
+class SentenceEmbedder:
+    """Sentence vectors from a text encoder: attention-masked mean of the last
+    hidden states, L2-normalised (how all-MiniLM-L6-v2 was trained to be used).
+
+    The one text embedder of the project (novelty candidates cluster with it,
+    link-prediction completion encodes entity texts with it). The width comes
+    from the model's own config (:attr:`dim`), never a constant, so a local
+    BERT folder works as well as MiniLM. Weights load on first use: a run with
+    nothing to embed never loads them.
+    """
+
+    def __init__(self, name: str = MINILM, max_length: int = 128, batch_size: int = 32) -> None:
+        self.name, self.max_length, self.batch_size = name, max_length, batch_size
+        self._model = self._tokenizer = None
+        self._dim: int | None = None
+
+    @property
+    def dim(self) -> int:
+        """Width of the vectors (the encoder config's ``hidden_size``), read without loading weights."""
+        if self._dim is None:
+            if self._model is not None:
+                self._dim = int(self._model.config.hidden_size)
+            else:
+                from transformers import AutoConfig
+
+                self._dim = int(AutoConfig.from_pretrained(text_model_path(self.name)).hidden_size)
+        return self._dim
+
+    def __call__(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """[len(texts), dim] float32 unit vectors, in the order of ``texts``."""
+        import torch
+        from tqdm import tqdm
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not len(texts):
+            return out
+        if self._model is None:
+            self._model, self._tokenizer = load_text(self.name)
+            self._model.eval()
+        # longest first: batches of similar length waste less padding
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        with torch.no_grad():
+            for start in tqdm(range(0, len(texts), self.batch_size), desc="embed texts", unit="batch",
+                              disable=not progress):
+                idx = order[start:start + self.batch_size]
+                enc = self._tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                      max_length=self.max_length, return_tensors="pt")
+                hidden = self._model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return out
 
 
 def load_vision(name: str = DINOV2_SMALL):

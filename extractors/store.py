@@ -44,15 +44,17 @@ def data_fingerprint(paths: Iterable[str | Path], limit: int | None = None) -> s
 
 
 class ModelStore:
-    def __init__(self, root: str | Path, shipped: bool | str | Path = False) -> None:
-        """``shipped``: fall back to the versions shipped in the package (or in this folder)."""
+    def __init__(self, root: str | Path, shipped: bool | str | Path = False, kinds: tuple[str, ...] = KINDS) -> None:
+        """``shipped``: fall back to the versions shipped in the package (or in this folder);
+        ``kinds``: the model kinds this store holds (the completion store holds ``("completion",)``)."""
         self.root = Path(root)
+        self.kinds = kinds
         fallback = SHIPPED_DIR if shipped is True else (Path(shipped) if shipped else None)
         self.fallback = ModelStore(fallback) if fallback is not None and fallback.resolve() != self.root.resolve() else None
 
     def _kind_dir(self, kind: str) -> Path:
-        if kind not in KINDS:
-            raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
+        if kind not in self.kinds:
+            raise ValueError(f"unknown model kind {kind!r}; expected one of {self.kinds}")
         return self.root / kind
 
     def _own_versions(self, kind: str) -> list[str]:
@@ -107,6 +109,7 @@ class ModelStore:
         if version not in self.versions(kind):
             raise ValueError(f"no {kind} version {version!r} in {self.root}")
         pointer = self._kind_dir(kind) / "current"
+        pointer.parent.mkdir(parents=True, exist_ok=True)  # a fresh store may promote a shipped version
         tmp = pointer.with_name("current.tmp")
         tmp.write_text(version + "\n")
         os.replace(tmp, pointer)

@@ -28,12 +28,18 @@ IMAGE_QUERY = (
 )
 
 CONFIG_HELP = "YAML config file (examples in pipeline/configs/); without it: embedded local log + embedded graph"
+MODELS_HELP = "model store folder (default: extractor.models_dir of --config, var/models without one)"
 
 
 def _load(args) -> Config:
     cfg = load_config(args.config)
     setup_logging(cfg.logging.level, cfg.logging.format)
     return cfg
+
+
+def _models_dir(args) -> Path:
+    """The model store of ``mkg train/evaluate/models``: ``--models``, else the config's ``extractor.models_dir``."""
+    return Path(args.models) if args.models else load_config(args.config).extractor.models_dir
 
 
 def cmd_demo(args) -> int:
@@ -196,7 +202,7 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=lr, head_lr=args.head_lr,
                       seed=args.seed, device=args.device, progress=not args.no_progress, peft=args.peft,
                       lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout)
-    version, metrics = train(args.kind, args.data, args.models, cfg, EncoderSpec(args.text, args.vision),
+    version, metrics = train(args.kind, args.data, _models_dir(args), cfg, EncoderSpec(args.text, args.vision),
                              limit=args.limit, promote=args.promote, resume=args.resume, save_dtype=args.save_dtype)
     print(json.dumps({"version": version, "promoted": args.promote, "best_epoch": metrics["best_epoch"],
                       "val": metrics["val"], "train_seconds": metrics["train_seconds"],
@@ -213,11 +219,12 @@ def cmd_evaluate(args) -> int:
             raise SystemExit("mkg: --spacy evaluates spaCy's NER; use it with 'mner'")
         result = evaluate_spacy_ner(args.data, args.limit)
     else:
-        result = evaluate(args.kind, args.data, args.models, args.version, args.device, args.limit, shipped=True)
+        models = _models_dir(args)
+        result = evaluate(args.kind, args.data, models, args.version, args.device, args.limit, shipped=True)
         if args.record:
             from extractors.store import ModelStore
 
-            store = ModelStore(args.models, shipped=True)
+            store = ModelStore(models, shipped=True)
             if store.is_shipped(args.kind, result["version"]):
                 print(f"mkg: {result['version']} is shipped; its test scores are recorded in the package",
                       file=sys.stderr)
@@ -234,7 +241,8 @@ def cmd_evaluate(args) -> int:
 def cmd_models(args) -> int:
     from extractors.store import KINDS, ModelStore
 
-    store = ModelStore(args.models, shipped=True)
+    models = _models_dir(args)
+    store = ModelStore(models, shipped=True)
     if args.models_command == "promote":
         store.promote(args.kind, args.version)
         print(json.dumps({"kind": args.kind, "current": args.version,
@@ -259,7 +267,7 @@ def cmd_models(args) -> int:
         print(json.dumps(rows, indent=2, default=float))
         return 0
     if not rows:
-        print(f"no models in {args.models} and none shipped")
+        print(f"no models in {models} and none shipped")
         return 0
     fmt = "{:1} {:4} {:32} {:9} {:7} {:>7} {:12} {:>7} {:>7}  {}"
     print(fmt.format("", "kind", "version", "origin", "format", "MB", "data", "val F1", "test F1", "path"))
@@ -272,7 +280,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_complete(args) -> int:
-    from graph_store.completion.job import remove_inferred, run_completion
+    from .jobs.completion import remove_inferred, run_completion
 
     cfg = _load(args)
     if args.remove_inferred:
@@ -285,8 +293,10 @@ def cmd_complete(args) -> int:
 
 
 def cmd_candidates(args) -> int:
-    from continual.candidates import CandidateError, confirm, discover_from_config, labelled_store_of, list_candidates, reject
+    from continual.candidates.graph import list_candidates
+    from continual.candidates.review import CandidateError, confirm, reject
 
+    from .jobs.novelty import discover_from_config, labelled_store_of
     from .runtime import open_graph
 
     cfg = _load(args)
@@ -339,16 +349,9 @@ def _print_table(result) -> None:
     print(f"({len(result.rows)} rows)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mkg",
-        description="Build a multimodal knowledge graph from a stream of posts: validate, extract entities "
-                    "and relations, write them with provenance to a Cypher graph (embedded FalkorDB or Neo4j).",
-        epilog="Secrets come from the environment: MKG_NEO4J_PASSWORD, MKG_KAFKA_SASL_USERNAME, "
-               "MKG_KAFKA_SASL_PASSWORD; any key can be overridden as MKG__SECTION__KEY=value.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+# --- the parser: one function per command ---------------------------------------------------------
 
+def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on the bundled sample, embedded (no servers)",
                        description="Read the bundled sample stream (posts with and without photos), extract entities and "
                                    "typed relations with the multimodal extractor (the versions promoted in "
@@ -359,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", help="where the graph and dead letters go (default: a new temp dir)")
     p.set_defaults(func=cmd_demo)
 
+
+def _add_worker(sub) -> None:
     p = sub.add_parser("worker", help="consume posts, extract, write the graph, commit",
                        description="Consume posts from the configured source (Kafka topic or embedded local log), "
                                    "extract entities/relations, write them to the graph, then commit offsets. "
@@ -369,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.set_defaults(func=cmd_worker)
 
+
+def _add_backfill(sub) -> None:
     p = sub.add_parser("backfill", help="reprocess archived posts (JSONL or .jsonl.gz), resumable",
                        description="Run archived posts through the same path as the worker. Progress is "
                                    "checkpointed per file, so an interrupted backfill resumes; graph writes are "
@@ -384,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_backfill)
 
+
+def _add_produce(sub) -> None:
     p = sub.add_parser("produce", help="publish posts from a JSONL file to Kafka",
                        description="Send each line of FILE as one record to the Kafka topic (acks=all).")
     p.add_argument("file", metavar="FILE", help="JSONL file, one post per line")
@@ -392,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_produce)
 
+
+def _add_query(sub) -> None:
     p = sub.add_parser("query", help="run Cypher against the configured graph and print a table",
                        description="Run a Cypher query against the configured graph backend.")
     p.add_argument("cypher", help='e.g. "MATCH (e:Entity:PER) RETURN e.name LIMIT 5"')
@@ -400,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help=CONFIG_HELP)
     p.set_defaults(func=cmd_query)
 
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an MRE or MNER extractor on labelled data",
                        description="Fine-tune the dual-stream (text + vision) extractor: 'mre' on MNRE-format data "
                                    "(dict-literal lines), 'mner' on CoNLL data with IMGID lines. Selects the epoch with "
@@ -409,7 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(--resume continues).")
     p.add_argument("kind", choices=["mre", "mner"])
     p.add_argument("--data", required=True, help="folder with train/val files (e.g. ../shared/data/mnre)")
-    p.add_argument("--models", default="var/models", help="model store folder (default var/models)")
+    p.add_argument("--models", help=MODELS_HELP)
+    p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=None,
@@ -436,12 +450,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score an extractor on a test split (P/R/F1)",
                        description="MRE: micro P/R/F1 over relations excluding None (the literature's metric). "
                                    "MNER: entity-level P/R/F1 (seqeval). --spacy scores spaCy's NER instead.")
     p.add_argument("kind", choices=["mre", "mner"])
     p.add_argument("--data", required=True, help="test file, or a folder with the test split")
-    p.add_argument("--models", default="var/models")
+    p.add_argument("--models", help=MODELS_HELP)
+    p.add_argument("--config", help=CONFIG_HELP)
     p.add_argument("--version", help="model version (default: current; the shipped one if none is promoted)")
     p.add_argument("--limit", type=int, help="only the first N test examples")
     p.add_argument("--device", default="cpu")
@@ -451,13 +468,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also store the scores as the version's test metrics (shown by `mkg models list`)")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_models(sub) -> None:
     p = sub.add_parser("models", help="list the installed extractor versions, or promote one",
                        description="The model store's versions and the ones shipped in the package: where each "
                                    "came from (shipped / trained / continual), its format (adapter: LoRA weights "
                                    "only; full), size, training-data fingerprint and val/test F1. A kind with no "
                                    "version promoted in the store uses the shipped one (extractor.kind: auto).")
     store_arg = argparse.ArgumentParser(add_help=False)
-    store_arg.add_argument("--models", default="var/models", help="model store folder (default var/models)")
+    store_arg.add_argument("--models", help=MODELS_HELP)
+    store_arg.add_argument("--config", help=CONFIG_HELP)
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     m = msub.add_parser("list", parents=[store_arg], help="every version, with origin, data fingerprint and val/test F1")
     m.add_argument("--json", action="store_true", help="JSON instead of a table")
@@ -467,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("version")
     p.set_defaults(func=cmd_models)
 
+
+def _add_complete(sub) -> None:
     p = sub.add_parser("complete", help="link-prediction completion: add inferred facts to the graph",
                        description="Snapshot the graph's extracted facts (never inferred ones), train a text-aware "
                                    "link-prediction model on them (or update the current version, warm-started), "
@@ -485,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_complete)
 
+
+def _add_candidates(sub) -> None:
     p = sub.add_parser("candidates", help="review candidate new relations/entity types found in the stream",
                        description="Workers record entity pairs the relation model could not relate (None or below "
                                    "extractor.relation_threshold) and spans the tagger could not type (below "
@@ -527,11 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     for c in csub.choices.values():
         c.set_defaults(func=cmd_candidates)
 
-    from continual.cli import add_benchmark_parser, add_continual_parser
 
-    add_benchmark_parser(sub)
-    add_continual_parser(sub)
-
+def _add_services(sub) -> None:
     p = sub.add_parser("services", help="start/stop/check the local Kafka and Neo4j servers",
                        description="Resolve Apache Kafka (KRaft) and Neo4j Community from Maven Central with mvn "
                                    "(jars cached in ~/.cache/mkg, or $MKG_CACHE_DIR), run them on 127.0.0.1 with "
@@ -541,6 +562,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", choices=["kafka", "neo4j"], help="act on one service (repeatable)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for health on 'up'")
     p.set_defaults(func=cmd_services)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mkg",
+        description="Build a multimodal knowledge graph from a stream of posts: validate, extract entities "
+                    "and relations, write them with provenance to a Cypher graph (embedded FalkorDB or Neo4j).",
+        epilog="Secrets come from the environment: MKG_NEO4J_PASSWORD, MKG_KAFKA_SASL_USERNAME, "
+               "MKG_KAFKA_SASL_PASSWORD; any key can be overridden as MKG__SECTION__KEY=value.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from continual.cli import add_benchmark_parser, add_continual_parser
+
+    for add in (_add_demo, _add_worker, _add_backfill, _add_produce, _add_query, _add_train, _add_evaluate,
+                _add_models, _add_complete, _add_candidates, add_benchmark_parser, add_continual_parser,
+                _add_services):
+        add(sub)
     return parser
 
 

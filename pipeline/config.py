@@ -14,6 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from continual.candidates.params import DiscoveryParams
+
 SAMPLE_STREAM = Path(__file__).parent / "data" / "sample_posts.jsonl"
 SAMPLE_IMAGES = Path(__file__).parent / "data" / "sample_images"  # the photos the sample posts name
 SECRET_ENV = {
@@ -157,26 +159,21 @@ class CompletionConfig(_Section):
     seed: int = 0
 
 
-class NoveltyConfig(_Section):
+class NoveltyConfig(DiscoveryParams):
     """The unsupervised novelty signal: what the worker records, how candidates are found.
 
     Workers append what the models were unsure about to day files under
-    ``observations_dir``; ``continual.candidates.discover`` clusters a time
+    ``observations_dir``; ``continual.candidates.discovery`` clusters a time
     window of them and surfaces large, dense, new clusters as candidate
-    relations/types in the graph. Similarities are cosine, on MiniLM
-    sentence embeddings (raw, so unrelated tweets still score about 0.5).
+    relations/types in the graph. The clustering thresholds and their defaults
+    are :class:`continual.candidates.params.DiscoveryParams` (their one home),
+    which this section extends with what the worker needs.
     """
 
     enabled: bool = True
     observations_dir: Path = Path("var/observations")
     span_threshold: float = Field(0.5, ge=0.0, le=1.0)  # tagged spans below it are recorded
     max_per_post: int = Field(8, ge=0)  # uncertain pairs (and spans) kept per post, least confident first
-    min_size: int = Field(5, ge=2)  # a candidate needs this many observations in the window
-    min_density: float = Field(0.72, ge=-1.0, le=1.0)  # mean similarity of members to their centroid
-    max_known_similarity: float = Field(0.85, ge=-1.0, le=1.0)  # "new": centroid below this to every known class
-    link_similarity: float = Field(0.55, ge=-1.0, le=1.0)  # average-linkage merge threshold
-    same_candidate_similarity: float = Field(0.9, ge=-1.0, le=1.0)  # re-runs update a candidate this close
-    max_observations: int = Field(3000, ge=10)  # per run and kind (clustering is quadratic)
 
 
 class LoggingConfig(_Section):

@@ -22,14 +22,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from extractors.base import EntityMention, Extraction, UncertainPair, UncertainSpan
+from mkg_common.clock import utc_iso, utc_now
 
 log = logging.getLogger(__name__)
 
 PAIR, SPAN = "pair", "span"
-
-
-def utc_iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_utc(s: str) -> datetime:
@@ -130,7 +127,7 @@ class ObservationSink:
 
     def __init__(self, root: str | Path, clock: Callable[[], datetime] | None = None) -> None:
         self.root = Path(root)
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or utc_now
         self._buffer: list[Observation] = []
         self.written = 0
 

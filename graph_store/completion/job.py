@@ -1,21 +1,24 @@
 """The scheduled completion run: snapshot -> train or update -> predict -> write back.
 
-One call of :func:`run_completion` is one run (``mkg complete``, the
-``link_prediction`` DAG). Each run saves a new model version and promotes it;
-the next run warm-starts from it (fewer epochs), because the graph only grew.
-Predictions replace the previous run's inferred edges, so re-runs refresh
-rather than duplicate them, and :func:`remove_inferred` deletes all of them.
+One call of :func:`run_completion` is one run. Each run saves a new model
+version and promotes it; the next run warm-starts from it (fewer epochs),
+because the graph only grew. Predictions replace the previous run's inferred
+edges, so re-runs refresh rather than duplicate them.
+
+Everything it works on is passed in: the open graph, the settings (the
+``completion:`` section of the config), the text embedder and the model store.
+:mod:`pipeline.jobs.completion` builds them from the configuration
+(``mkg complete``, the ``link_prediction`` DAG).
 """
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+from mkg_common.clock import utc_iso
 
 from ..base import GraphStore
 from ..records import InferredFact
@@ -25,11 +28,8 @@ from .model import CompletionModel, EntityFeatures, ModelConfig
 from .predict import predict
 from .snapshot import take_snapshot
 from .text import TextEmbedder
-from .train import TrainConfig, train_model
+from .train import TrainSettings, train_model
 from .versions import KIND, CompletionStore, warm_start
-
-if TYPE_CHECKING:  # graph_store does not import pipeline at run time, except to open the graph
-    from pipeline.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -64,25 +64,19 @@ class CompletionReport:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return utc_iso(timespec="seconds")
 
 
-def _open(config: "Config") -> GraphStore:
-    from pipeline.runtime import open_graph
+def run_completion(graph: GraphStore, cc, texts: TextEmbedder, store: CompletionStore, *,
+                   threshold: float | None = None, top_k: int | None = None, full_retrain: bool = False,
+                   progress: bool = False) -> CompletionReport:
+    """One completion run over ``graph`` (left open).
 
-    graph = open_graph(config)
-    graph.ensure_schema()
-    return graph
-
-
-def run_completion(config: "Config", graph: GraphStore | None = None, *, threshold: float | None = None,
-                   top_k: int | None = None, full_retrain: bool = False, progress: bool = False) -> CompletionReport:
-    """One completion run over the configured graph (or ``graph``, left open)."""
-    cc = config.completion
+    ``cc``: the completion settings (``pipeline.config.CompletionConfig``, read
+    by attribute); ``texts``: entity text -> vector; ``store``: where versions go.
+    """
     threshold = cc.threshold if threshold is None else threshold
     top_k = cc.top_k if top_k is None else top_k
-    own = graph is None
-    graph = _open(config) if own else graph
     torch.set_num_threads(min(2, torch.get_num_threads()))
     report = CompletionReport(status="completed", started_at=_now(), threshold=threshold, top_k=top_k)
     try:
@@ -93,17 +87,15 @@ def run_completion(config: "Config", graph: GraphStore | None = None, *, thresho
             log.warning("completion skipped", extra={"reason": report.status})
             return report
 
-        feats = EntityFeatures(TextEmbedder(cc.text_encoder, cc.cache_dir).embed(
-            [e.text() for e in snap.entities], progress=progress))
+        feats = EntityFeatures(texts.embed([e.text() for e in snap.entities], progress=progress))
         rng = np.random.default_rng(cc.seed)
         order = rng.permutation(len(snap.triples))
         n_valid = int(len(order) * cc.validation_fraction) if len(order) >= 20 else 0
         valid, train = snap.triples[order[:n_valid]], snap.triples[order[n_valid:]]
         report.train_facts, report.valid_facts = len(train), len(valid)
 
-        store = CompletionStore(cc.models_dir)
         model_cfg = ModelConfig(text_dim=feats.text.shape[1], rank=cc.rank)
-        parent = store.current_version(KIND)
+        parent = store.current_version()
         model: CompletionModel | None = None
         if parent and not full_retrain:
             prev, prev_cfg, vocab = store.load_model(parent)
@@ -116,8 +108,8 @@ def run_completion(config: "Config", graph: GraphStore | None = None, *, thresho
         if model is None:
             model = CompletionModel(model_cfg, len(snap.entities), len(snap.relations))
         epochs = cc.update_epochs if report.warm_start else cc.epochs
-        tcfg = TrainConfig(epochs=epochs, batch_size=cc.batch_size, negatives=cc.negatives, lr=cc.lr,
-                           seed=cc.seed, progress=progress)
+        tcfg = TrainSettings(epochs=epochs, batch_size=cc.batch_size, negatives=cc.negatives, lr=cc.lr,
+                             seed=cc.seed, progress=progress)
         result = train_model(model, feats, train, FilterIndex(train, len(snap.entities), len(snap.relations)), tcfg)
         report.epochs, report.train_seconds, report.final_loss = epochs, round(result.seconds, 2), result.losses[-1]
         if len(valid):
@@ -143,18 +135,3 @@ def run_completion(config: "Config", graph: GraphStore | None = None, *, thresho
     finally:
         report.finished_at = _now()
         log.info("completion run", extra=report.as_dict())
-        if own:
-            graph.close()
-
-
-def remove_inferred(config: "Config", graph: GraphStore | None = None) -> int:
-    """Delete every inferred edge of the configured graph; extracted ones stay."""
-    own = graph is None
-    graph = _open(config) if own else graph
-    try:
-        removed = graph.remove_inferred()
-        log.info("inferred edges removed", extra={"removed": removed})
-        return removed
-    finally:
-        if own:
-            graph.close()

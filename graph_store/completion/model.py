@@ -21,8 +21,8 @@ from torch import nn
 
 @dataclass(frozen=True)
 class ModelConfig:
-    text_dim: int = 384
-    rank: int = 200  # complex dimensions; vectors hold 2 * rank reals
+    text_dim: int  # width of the text embeddings (the encoder's, never assumed)
+    rank: int  # complex dimensions; vectors hold 2 * rank reals (production: completion.rank in the config)
     hidden: int = 512
     residual: bool = True
     image_dim: int = 0  # 0: no visual term

@@ -25,14 +25,18 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 20
-    batch_size: int = 1024
-    negatives: int = 1024
-    lr: float = 2e-3
+class TrainSettings:
+    """One training run's settings. Epochs, batch, negatives, learning rate and seed have no
+    defaults here: production takes them from ``completion:`` in the config
+    (``pipeline.config.CompletionConfig``, their one home), benchmarks and tests pass their own."""
+
+    epochs: int
+    batch_size: int
+    negatives: int
+    lr: float
+    seed: int
     residual_dropout: float = 0.2
     n3: float = 0.0  # nuclear 3-norm regulariser weight (Lacroix et al. 2018)
-    seed: int = 0
     progress: bool = True
 
     def as_dict(self) -> dict:
@@ -48,7 +52,7 @@ class TrainResult:
 
 
 def train_model(model: CompletionModel, feats: EntityFeatures, triples: np.ndarray, filt: FilterIndex,
-                cfg: TrainConfig, n_candidates: int | None = None) -> TrainResult:
+                cfg: TrainSettings, n_candidates: int | None = None) -> TrainResult:
     """Train ``model`` in place on ``triples`` (both directions).
 
     ``n_candidates``: negatives come from entities ``0 .. n_candidates-1``

@@ -1,42 +1,63 @@
 """Saved completion models, in the extractors' model store layout.
 
 ``ROOT/completion/versions/<version>/{weights.safetensors, config.json,
-metrics.json, vocab.json}`` and an atomically replaced ``ROOT/completion/current``
-(:class:`extractors.store.ModelStore` provides listing, the pointer and
-config/metrics reads; this class adds how a completion model is saved and
-loaded). ``vocab.json`` keys the residual rows and relation operators by
-entity key and relation type, so a warm start maps them onto a grown graph.
+metrics.json, vocab.json}`` and an atomically replaced ``ROOT/completion/current``.
+The versioned folder itself (listing, the pointer, config reads) is passed in
+by the wiring (an :class:`extractors.store.ModelStore` holding the
+``completion`` kind), so this layer does not import the extractors; this
+class adds how a completion model is saved and loaded. ``vocab.json`` keys the
+residual rows and relation operators by entity key and relation type, so a
+warm start maps them onto a grown graph.
 """
 from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
-from extractors.store import ModelStore
+from mkg_common.clock import utc_now
 
 from .model import CompletionModel, ModelConfig
 
 KIND = "completion"
 
 
-class CompletionStore(ModelStore):
-    def _kind_dir(self, kind: str) -> Path:
-        if kind != KIND:
-            raise ValueError(f"a completion store holds only {KIND!r} models, not {kind!r}")
-        return self.root / kind
+class VersionFolders(Protocol):
+    """Versioned folders with an atomically switched ``current`` pointer (``extractors.store.ModelStore``)."""
+
+    root: Path
+
+    def version_dir(self, kind: str, version: str) -> Path: ...
+
+    def current_version(self, kind: str) -> str | None: ...
+
+    def promote(self, kind: str, version: str) -> None: ...
+
+    def config(self, kind: str, version: str) -> dict: ...
+
+
+class CompletionStore:
+    def __init__(self, folders: VersionFolders) -> None:
+        self.folders = folders
+        self.root = folders.root
+
+    def current_version(self) -> str | None:
+        return self.folders.current_version(KIND)
+
+    def config(self, version: str) -> dict:
+        return self.folders.config(KIND, version)
 
     def save_model(self, model: CompletionModel, *, entities: list[str], relations: list[str], metrics: dict,
                    train_config: dict, fingerprint: str, parent: str | None, promote: bool = True) -> str:
         """Write a new version (all files, then one rename) and optionally make it current."""
         from safetensors.torch import save_file
 
-        now = datetime.now(timezone.utc)
+        now = utc_now()
         version = f"{KIND}-{now.strftime('%Y%m%dT%H%M%S%f')}-{fingerprint[:8]}"
-        final = self._kind_dir(KIND) / "versions" / version
+        final = self.folders.version_dir(KIND, version)
         tmp = final.with_name(version + ".tmp")
         tmp.mkdir(parents=True, exist_ok=False)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -50,18 +71,18 @@ class CompletionStore(ModelStore):
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         os.replace(tmp, final)
         if promote:
-            self.promote(KIND, version)
+            self.folders.promote(KIND, version)
         return version
 
     def load_model(self, version: str | None = None) -> tuple[CompletionModel, dict, dict]:
         """(model, config, vocab) of ``version`` (default: current)."""
         from safetensors.torch import load_file
 
-        version = version or self.current_version(KIND)
+        version = version or self.current_version()
         if version is None:
             raise FileNotFoundError(f"no current {KIND} model in {self.root}")
-        cfg = self.config(KIND, version)
-        folder = self._kind_dir(KIND) / "versions" / version
+        cfg = self.config(version)
+        folder = self.folders.version_dir(KIND, version)
         vocab = json.loads((folder / "vocab.json").read_text())
         model = CompletionModel(ModelConfig(**cfg["model"]), cfg["n_entities"], cfg["n_relations"])
         model.load_state_dict(load_file(str(folder / "weights.safetensors")))

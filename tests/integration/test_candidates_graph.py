@@ -9,12 +9,16 @@ import pytest
 import torch
 from helpers import SHARED_DATA, write_jsonl
 
-from continual.candidates import (CandidateError, DiscoveryParams, MiniLMEmbedder, confirm, discover,
-                                  discover_from_config, list_candidates, reject, run_discovery)
+from continual.candidates.discovery import discover, run_discovery
+from continual.candidates.graph import list_candidates
+from continual.candidates.params import DiscoveryParams
+from continual.candidates.review import CandidateError, confirm, reject
 from continual.labelled import LabelledExample, LabelledStore
 from extractors.base import EntityMention, Extraction, Extractor, RelationMention, UncertainPair
+from extractors.encoders import SentenceEmbedder
 from pipeline.config import load_config
 from pipeline.dead_letter import FileDeadLetterSink
+from pipeline.jobs.novelty import discover_from_config
 from pipeline.observations import PAIR, Observation, ObservationSink, read_observations
 from pipeline.sources.files import FileSource
 from pipeline.worker import Worker
@@ -75,7 +79,7 @@ def minilm():
     import numpy as np
 
     torch.set_num_threads(2)
-    model, memo = MiniLMEmbedder(), {}
+    model, memo = SentenceEmbedder(), {}
 
     def embed(texts):
         todo = sorted({t for t in texts if t not in memo})

@@ -10,11 +10,11 @@ import pytest
 from helpers import SHARED_DATA
 
 from graph_store.schema import LabelSchema
-from graph_store.completion.job import remove_inferred, run_completion
 from graph_store.completion.snapshot import take_snapshot
 from graph_store.records import EntityRow, FactRow, GraphBatch, InferredFact, PostRow, Provenance
 from pipeline.config import load_config
 from pipeline.gold import GOLD_VERSION, gold_extraction, mnre_annotated_posts
+from pipeline.jobs.completion import completion_store, remove_inferred, run_completion
 from pipeline.post import parse_post
 from pipeline.to_graph import add_post
 
@@ -81,6 +81,10 @@ def test_completion_job_writes_refreshes_and_removes_inferred_edges(graph_store,
 
     first = run_completion(cfg, graph_store)
     assert first.status == "completed" and first.facts == len(extracted_before) and not first.warm_start
+    # the completion section of the config is where the training settings come from
+    saved = completion_store(cfg.completion.models_dir).config(first.version)
+    assert first.epochs == cfg.completion.epochs and saved["model"]["rank"] == cfg.completion.rank
+    assert (saved["train_config"]["batch_size"], saved["train_config"]["negatives"]) == (128, 256)
     assert first.written > 0 and first.valid_metrics["queries"] == 2 * first.valid_facts
     rows = graph_store.query(INFERRED).rows
     assert len(rows) == first.written == first.inferred_edges
@@ -92,6 +96,7 @@ def test_completion_job_writes_refreshes_and_removes_inferred_edges(graph_store,
 
     second = run_completion(cfg, graph_store)
     assert second.warm_start and second.parent == first.version and second.version != first.version
+    assert second.epochs == cfg.completion.update_epochs
     rows = graph_store.query(INFERRED).rows
     assert len(rows) == second.written == len({tuple(r[:3]) for r in rows})  # refreshed, not duplicated
     assert {r[4] for r in rows} == {f"completion@{second.version}"}

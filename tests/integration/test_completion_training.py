@@ -11,12 +11,13 @@ import pytest
 import torch
 from helpers import SHARED_DATA
 
+from extractors.encoders import MINILM
 from graph_store.completion.data import FilterIndex, load_split
 from graph_store.completion.evaluate import evaluate, random_expected_mrr
 from graph_store.completion.model import CompletionModel, EntityFeatures, ModelConfig
-from graph_store.completion.text import TextEmbedder
-from graph_store.completion.train import TrainConfig, train_model
+from graph_store.completion.train import TrainSettings, train_model
 from graph_store.completion.wordnet import resolve
+from pipeline.jobs.completion import entity_text_embedder
 
 
 def wn18rr_slice(n_entities: int, seed: int = 0):
@@ -56,12 +57,12 @@ def test_one_epoch_beats_random_by_a_wide_margin(tmp_path):
     torch.manual_seed(0)
     names, split, train, test, every = wn18rr_slice(700)
     res = resolve(names, [(split.entities[h], "", split.entities[t]) for h, _, t in split.all_triples().tolist()])
-    feats = EntityFeatures(TextEmbedder(cache_dir=tmp_path).embed([res.synsets[n].text() for n in names]))
+    feats = EntityFeatures(entity_text_embedder(MINILM, tmp_path).embed([res.synsets[n].text() for n in names]))
     filt_all = FilterIndex(every, len(names), split.n_relations)
-    model = CompletionModel(ModelConfig(rank=64, hidden=256), len(names), split.n_relations)
+    model = CompletionModel(ModelConfig(text_dim=feats.text.shape[1], rank=64, hidden=256), len(names), split.n_relations)
     untrained = evaluate(model.scorer(feats), test, filt_all)
     train_model(model, feats, train, FilterIndex(train, len(names), split.n_relations),
-                TrainConfig(epochs=1, batch_size=32, negatives=256, lr=5e-3, progress=False))
+                TrainSettings(epochs=1, batch_size=32, negatives=256, lr=5e-3, seed=0, progress=False))
     trained = evaluate(model.scorer(feats), test, filt_all)
     random = random_expected_mrr(len(names))
     assert trained.queries == 2 * len(test) > 100

@@ -38,9 +38,9 @@ def fake_shipped(tmp_path, monkeypatch):
 
 
 def test_a_continual_update_from_the_shipped_adapter_version_saves_an_adapter_version(short_tmp, fake_shipped):
-    from continual.novelty import detect_novelty
     from continual.update import run_update
     from pipeline.config import load_config
+    from pipeline.jobs.novelty import detect_novelty
 
     append_jsonl(short_tmp / "labelled.jsonl", imre_posts(1, 60, relations=TASK1 | {"None"}))
     cfg = load_config(dag_config(short_tmp, extractor={"kind": "auto"}, source={"follow": False},

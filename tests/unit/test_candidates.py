@@ -4,8 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from continual.candidates import (RELATION, TYPE, CandidateError, Cluster, DiscoveryParams, StoredCandidate, decide,
-                                  examples_of, find_clusters, pair_text, span_text, validate_name)
+from continual.candidates.clusters import Cluster, decide, find_clusters
+from continual.candidates.graph import RELATION, TYPE, StoredCandidate
+from continual.candidates.params import DiscoveryParams
+from continual.candidates.review import CandidateError, examples_of, validate_name
+from continual.candidates.texts import pair_text, span_text
 
 PARAMS = DiscoveryParams(min_size=5, min_density=0.8, max_known_similarity=0.85, link_similarity=0.6,
                          same_candidate_similarity=0.9)

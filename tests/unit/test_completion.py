@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from extractors.store import ModelStore
 from graph_store.completion.data import FilterIndex, with_inverses
 from graph_store.completion.evaluate import filtered_ranks, random_expected_mrr, ranking_metrics
 from graph_store.completion.model import CompletionModel, EntityFeatures, ModelConfig
 from graph_store.completion.predict import predict
 from graph_store.completion.snapshot import EntityInfo, GraphSnapshot
+from graph_store.completion.text import TextEmbedder
 from graph_store.completion.versions import KIND, CompletionStore, state_equal, warm_start
 from graph_store.completion.wordnet import Synset, parse_data_line, resolve
 
@@ -104,14 +106,14 @@ def test_image_term_is_zero_without_images():
 
 
 def test_warm_start_loads_previous_version_and_maps_by_key(tmp_path):
-    store = CompletionStore(tmp_path)
+    store = CompletionStore(ModelStore(tmp_path, kinds=(KIND,)))
     old = CompletionModel(ModelConfig(text_dim=8, rank=4, hidden=16), n_entities=2, n_relations=2)
     with torch.no_grad():
         old.residual.weight.normal_()
         old.relation.normal_()
     v1 = store.save_model(old, entities=["PER:a", "ORG:b"], relations=["MEMBER_OF", "PEER"], metrics={},
                           train_config={}, fingerprint="f" * 64, parent=None)
-    assert store.current_version(KIND) == v1
+    assert store.current_version() == v1
     loaded, cfg, vocab = store.load_model()
     assert state_equal(loaded, old) and vocab["entities"] == ["PER:a", "ORG:b"]
     # the graph grew: a new entity first, a new relation
@@ -124,8 +126,8 @@ def test_warm_start_loads_previous_version_and_maps_by_key(tmp_path):
     assert torch.equal(new.project[0].weight, old.project[0].weight)
     v2 = store.save_model(new, entities=["LOC:c", "ORG:b", "PER:a"], relations=["PEER", "CONTAIN", "MEMBER_OF"],
                           metrics={}, train_config={}, fingerprint="e" * 64, parent=v1)
-    assert store.current_version(KIND) == v2 and store.config(KIND, v2)["parent"] == v1
-    assert store.versions(KIND) == sorted([v1, v2])
+    assert store.current_version() == v2 and store.config(v2)["parent"] == v1
+    assert store.folders.versions(KIND) == sorted([v1, v2])
 
 
 def _hand_model(vectors: list[list[float]]) -> tuple[CompletionModel, EntityFeatures]:
@@ -190,3 +192,26 @@ def test_complete_command_help_explains_itself(capsys):
     out = capsys.readouterr().out
     for option in ("--threshold", "--top-k", "--remove-inferred", "--full-retrain", "--config", "inferred: true"):
         assert option in out
+
+
+class _CountingEncoder:
+    """A stand-in sentence encoder of width 5 that records what it was asked to encode."""
+
+    name, max_length, dim = "fake", 64, 5
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, texts, progress=False):
+        self.calls.append(list(texts))
+        return np.stack([np.full(self.dim, float(len(t)), dtype=np.float32) for t in texts])
+
+
+def test_text_embedder_takes_its_width_from_the_encoder_and_encodes_each_text_once(tmp_path):
+    enc = _CountingEncoder()
+    assert TextEmbedder(enc, tmp_path).embed([]).shape == (0, 5)
+    first = TextEmbedder(enc, tmp_path).embed(["ab", "abcd", "ab"])
+    torch.testing.assert_close(first[:, 0], torch.tensor([2.0, 4.0, 2.0]), rtol=1e-4, atol=1e-5)
+    again = TextEmbedder(enc, tmp_path).embed(["abcd", "xyz"])  # a new embedder reads the disk cache
+    torch.testing.assert_close(again[:, 0], torch.tensor([4.0, 3.0]), rtol=1e-4, atol=1e-5)
+    assert [sorted(c) for c in enc.calls] == [["ab", "abcd"], ["xyz"]]  # cached texts are not encoded again

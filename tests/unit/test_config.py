@@ -64,3 +64,37 @@ def test_shipped_example_configs_are_valid():
     assert len(configs) >= 2
     kinds = {load_config(path, environ={}).source.kind for path in configs}
     assert kinds == {"embedded", "kafka"}
+
+
+def test_the_novelty_section_is_the_discovery_params(tmp_path):
+    """One home for the discovery thresholds: the novelty section is a DiscoveryParams, with its checks."""
+    from continual.candidates.params import DiscoveryParams
+
+    f = tmp_path / "c.yaml"
+    f.write_text("novelty:\n  min_size: 7\n  examples: 3\n  observations_dir: obs\n")
+    nov = load_config(f, environ={}).novelty
+    assert isinstance(nov, DiscoveryParams)
+    assert (nov.min_size, nov.examples, nov.max_members) == (7, 3, DiscoveryParams().max_members)
+    f.write_text("novelty:\n  min_size: 1\n")
+    with pytest.raises(ConfigError, match=r"novelty\.min_size"):
+        load_config(f, environ={})
+
+
+def test_train_evaluate_and_models_use_the_models_folder_of_the_config(tmp_path, capsys):
+    """``--config`` names the model store (extractor.models_dir); ``--models`` still overrides it."""
+    from extractors.store import ModelStore
+    from pipeline.cli import _models_dir, build_parser, main
+
+    f = tmp_path / "c.yaml"
+    f.write_text(f"extractor:\n  models_dir: {tmp_path / 'from-config'}\n")
+    parser = build_parser()
+    for argv in (["train", "mre", "--data", "d"], ["evaluate", "mre", "--data", "d"], ["models", "list"]):
+        assert _models_dir(parser.parse_args(argv + ["--config", str(f)])) == tmp_path / "from-config"
+        assert _models_dir(parser.parse_args(argv + ["--config", str(f), "--models", str(tmp_path / "flag")])) \
+            == tmp_path / "flag"
+    shipped = ModelStore(tmp_path / "empty", shipped=True).current_version("mre")
+    assert main(["models", "promote", "mre", shipped, "--config", str(f)]) == 0
+    assert (tmp_path / "from-config" / "mre" / "current").read_text().strip() == shipped
+    assert main(["models", "promote", "mre", shipped, "--config", str(f), "--models", str(tmp_path / "flag")]) == 0
+    assert (tmp_path / "flag" / "mre" / "current").read_text().strip() == shipped
+    capsys.readouterr()

@@ -1,0 +1,107 @@
+"""The layer order of docs/ARCHITECTURE.md, checked on every import of every module.
+
+Every ``.py`` file of the packages is parsed with :mod:`ast`; every import
+counts, wherever it stands (module top, inside a function, under
+``TYPE_CHECKING``), relative ones resolved against the file's package. A
+failure names ``file:line`` of each import that runs against the order.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("mkg_common", "extractors", "graph_store", "pipeline", "continual", "dags")
+
+# What each layer must not import (dotted prefixes).
+FORBIDDEN = {
+    "mkg_common": ("extractors", "graph_store", "pipeline", "continual", "dags"),
+    "extractors": ("graph_store", "pipeline", "continual", "dags"),
+    "graph_store": ("extractors", "pipeline", "continual", "dags"),
+    "pipeline": ("continual", "dags"),
+    "continual": ("pipeline", "dags"),
+    "dags": (),
+}
+# Tolerated while the label schema still lives in extractors/schema.py: the storage layer reads it from
+# there. Another change of issue #17 moves it to graph_store/schema.py; then this entry goes.
+TOLERATED = {"graph_store": ("extractors.schema",)}
+# continual/ may read the pipeline's records (post schema, dead letters, observations, the source
+# interface they come from), never its wiring (configuration, runtime, CLI, jobs).
+CONTINUAL_MAY_READ = ("pipeline.post", "pipeline.dead_letter", "pipeline.observations", "pipeline.sources.base")
+# Wiring modules: they read the configuration and open resources, so they may import anything.
+WIRING = ("pipeline/cli.py", "pipeline/runtime.py", "pipeline/config.py", "pipeline/jobs/", "continual/cli.py",
+          "dags/")
+
+
+def _within(name: str, prefixes) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def imports_of(path: Path, root: Path) -> list[tuple[int, str]]:
+    """(line, dotted name) of everything ``path`` imports; ``from m import a`` gives ``m.a``."""
+    rel = path.relative_to(root).with_suffix("")
+    package = list(rel.parts[:-1])  # the package a relative import starts from (also for __init__)
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            out += [(node.lineno, f"{module}.{a.name}") for a in node.names]
+    return sorted(out)
+
+
+def violations(root: Path) -> list[str]:
+    found = []
+    for layer in PACKAGES:
+        for path in sorted((root / layer).rglob("*.py")):
+            where = path.relative_to(root).as_posix()
+            if where.startswith(WIRING):
+                continue
+            for line, name in imports_of(path, root):
+                if not _within(name, FORBIDDEN[layer]) or _within(name, TOLERATED.get(layer, ())):
+                    continue
+                if layer == "continual" and _within(name, CONTINUAL_MAY_READ):
+                    continue
+                found.append(f"{where}:{line}: {layer} imports {name}")
+    return found
+
+
+def test_no_import_runs_against_the_layer_order():
+    found = violations(ROOT)
+    assert not found, "imports against the layer order (docs/ARCHITECTURE.md):\n" + "\n".join(found)
+
+
+def test_the_check_sees_imports_in_functions_relative_ones_and_type_checking(tmp_path):
+    """The checker itself: planted imports of each form are reported with file and line; allowed ones are not."""
+    files = {
+        "graph_store/__init__.py": "",
+        "graph_store/completion/__init__.py": "",
+        "graph_store/completion/job.py": ("from typing import TYPE_CHECKING\n"
+                                          "from extractors.schema import LabelSchema\n"
+                                          "if TYPE_CHECKING:\n    from pipeline.config import Config\n"
+                                          "def run():\n    from extractors import store\n"),
+        "pipeline/__init__.py": "",
+        "pipeline/worker.py": "from .post import Post\nfrom ..continual import novelty\n",
+        "pipeline/cli.py": "import continual.cli\n",
+        "continual/__init__.py": "",
+        "continual/novelty.py": "from pipeline.post import parse_post\nimport pipeline.runtime\n",
+        "extractors/__init__.py": "",
+        "extractors/run.py": "def f():\n    import graph_store.base\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    for layer in PACKAGES:
+        (tmp_path / layer).mkdir(exist_ok=True)
+    assert violations(tmp_path) == [
+        "extractors/run.py:2: extractors imports graph_store.base",
+        "graph_store/completion/job.py:4: graph_store imports pipeline.config.Config",
+        "graph_store/completion/job.py:6: graph_store imports extractors.store",
+        "pipeline/worker.py:2: pipeline imports continual.novelty",
+        "continual/novelty.py:2: continual imports pipeline.runtime",
+    ]
