@@ -9,7 +9,6 @@ checks that keep unsafe names out of Cypher, are the graph's business:
 """
 from __future__ import annotations
 
-import re
 
 # MNRE relation names (see ../shared/data/README.md) -> graph relationship type.
 MNRE_RELATIONS: tuple[str, ...] = (
@@ -21,11 +20,6 @@ MNRE_RELATIONS: tuple[str, ...] = (
     "/per/misc/religion", "/per/misc/nationality", "/misc/misc/part_of", "/misc/loc/held_on",
 )
 NO_RELATION = "None"
-
-# TRANSITIONAL (issue #17): continual/candidates.py still imports IDENTIFIER from
-# here; the rule's home is graph_store.schema.IDENTIFIER. Remove these lines once
-# candidates.py imports it from there (see the h-schema report).
-IDENTIFIER = re.compile(r"^[A-Z][A-Z0-9_]{0,62}$")
 
 
 def relation_type_of(name: str) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from extractors.schema import IDENTIFIER, NO_RELATION, implied_types, relation_type_of
+from extractors.schema import NO_RELATION, implied_types, relation_type_of
+from graph_store.schema import is_identifier
 from graph_store.base import GraphStore
 from mkg_common.clock import utc_iso
 
@@ -28,10 +29,10 @@ def _find(graph: GraphStore, candidate_id: str) -> StoredCandidate:
 def validate_name(kind: str, name: str) -> str:
     """A relation name must map to a safe relationship type; an entity type must be one."""
     if kind == RELATION:
-        if name == NO_RELATION or not IDENTIFIER.match(relation_type_of(name)):
+        if name == NO_RELATION or not is_identifier(relation_type_of(name)):
             raise CandidateError(f"relation name {name!r} does not map to an identifier [A-Z][A-Z0-9_]* "
                                  "(use e.g. /per/org/founded_by)")
-    elif not IDENTIFIER.match(name):
+    elif not is_identifier(name):
         raise CandidateError(f"entity type {name!r} is not an identifier [A-Z][A-Z0-9_]* (e.g. PRODUCT)")
     return name
 

@@ -129,8 +129,7 @@ def run_completion(graph: GraphStore, cc, texts: TextEmbedder, store: Completion
         facts = [InferredFact(p.head, p.relation, p.tail, p.score, f"{KIND}@{version}", now) for p in pred.predictions]
         graph.write_inferred(facts, run_id=version)
         report.written = len(facts)
-        report.inferred_edges = int(graph.query(
-            "MATCH (:Entity)-[e]->(:Entity) WHERE e.inferred = true RETURN count(e)").rows[0][0])
+        report.inferred_edges = graph.count_inferred()
         return report
     finally:
         report.finished_at = _now()
