@@ -201,7 +201,9 @@ def cmd_train(args) -> int:
     lr = args.lr if args.lr is not None else (5e-4 if args.peft == "lora" else 5e-5)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=lr, head_lr=args.head_lr,
                       seed=args.seed, device=args.device, progress=not args.no_progress, peft=args.peft,
-                      lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout)
+                      lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                      image_gate=not args.no_image_gate,
+                      **({} if args.image_augment is None else {"image_augment": args.image_augment}))
     version, metrics = train(args.kind, args.data, _models_dir(args), cfg, EncoderSpec(args.text, args.vision),
                              limit=args.limit, promote=args.promote, resume=args.resume, save_dtype=args.save_dtype)
     print(json.dumps({"version": version, "promoted": args.promote, "best_epoch": metrics["best_epoch"],
@@ -437,6 +439,11 @@ def _add_train(sub) -> None:
     p.add_argument("--lora-dropout", type=float, default=0.1)
     p.add_argument("--save-dtype", choices=["float32", "float16"], default="float32",
                    help="dtype of the saved weights (float16 halves a version; upcast at load)")
+    p.add_argument("--image-augment", type=float, metavar="SHARE",
+                   help="share of training examples given an unrelated picture, label kept, so that pictures in "
+                        "production do not sway a model trained on text-only data (default 0.5; 0: text only)")
+    p.add_argument("--no-image-gate", action="store_true",
+                   help="build the model without the image gate that scales the picture's say per post")
     p.add_argument("--threads", type=int, help="CPU threads for torch (on a shared machine 1 can be much faster "
                                                   "than contending for every core)")
     p.add_argument("--limit", type=int, help="use only the first N training examples (N/4 validation)")
