@@ -15,7 +15,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 from time import monotonic
 
-from extractors.schema import IDENTIFIER, NO_RELATION, relation_type_of
+from extractors.kinds import get_kind
+from extractors.schema import IDENTIFIER, relation_type_of
 from extractors.store import ModelStore
 from graph_store.base import GraphStore
 from graph_store.schema_registry import record_classes
@@ -47,9 +48,7 @@ def known_classes(models: ModelStore, kind: str) -> set[str]:
     if version is None:
         return set()
     labels = models.config(kind, version)["labels"]
-    if kind == "mre":
-        return set(labels) - {NO_RELATION}
-    return {t[2:] for t in labels if t != "O"}
+    return get_kind(kind).classes_of(labels)
 
 
 def graph_type(kind: str, name: str) -> str:

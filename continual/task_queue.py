@@ -29,7 +29,7 @@ def _now() -> str:
 @dataclass
 class ContinualTask:
     id: str
-    kind: str  # "mre" or "mner"
+    kind: str  # a name in extractors.kinds
     new_classes: list[str]
     counts: dict[str, int]  # labelled examples per new class when proposed
     created_at: str = field(default_factory=_now)
