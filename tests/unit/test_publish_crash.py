@@ -129,6 +129,7 @@ def test_a_crash_at_any_step_of_publishing_leaves_no_version_or_a_complete_one(t
     first = run_child(base, -1, "b" * 64, "task-base")  # the version being served when the update runs
     assert first.returncode == 0, first.stderr
     base_version = json.loads(first.stdout)["version"]
+    shutil.copytree(base, tmp_path / "count")  # count the steps on the store the crashes start from
     full = run_child(tmp_path / "count", -1, "c" * 64, "task-new")
     assert full.returncode == 0, full.stderr
     steps = json.loads(full.stdout)["calls"]
