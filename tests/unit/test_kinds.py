@@ -39,11 +39,12 @@ def test_an_unknown_kind_is_refused_naming_the_known_ones(name, tmp_path):
         kind_of_benchmark("imx")
 
 
-@pytest.mark.parametrize("name, task_class, label_attr, new", [
-    ("mre", RETask, "labels", ["/per/per/peer", "/per/org/member_of"]),
-    ("mner", NERTask, "tags", ["B-PER", "I-PER", "B-LOC", "I-LOC"]),
+@pytest.mark.parametrize("name, task_class, label_attr, per_class_key, new", [
+    ("mre", RETask, "labels", "per_relation", ["/per/per/peer", "/per/org/member_of"]),
+    ("mner", NERTask, "tags", "per_type", ["B-PER", "I-PER", "B-LOC", "I-LOC"]),
 ])
-def test_each_kind_builds_its_task_and_grows_a_model(name, task_class, label_attr, new, encoder_and_tokenizer):
+def test_each_kind_builds_its_task_and_grows_a_model(name, task_class, label_attr, per_class_key, new,
+                                                     encoder_and_tokenizer):
     encoder, tokenizer = encoder_and_tokenizer
     kind = get_kind(name)
     task = kind.task(tokenizer)
@@ -56,6 +57,10 @@ def test_each_kind_builds_its_task_and_grows_a_model(name, task_class, label_att
     assert kind.classes_of(kind.labels(model)) == set(classes)  # "nothing" is no class
     kind.grow(model, new[:2])  # labels it has already: nothing changes
     assert len(kind.labels(model)) == 1 + len(new)
+    example = (REExample(("Ann", "met", "Bob"), (0, 1), (2, 3), new[0]) if name == "mre"
+               else NERExample(("Ann", "met", "Bob"), ("B-PER", "O", "B-PER")))
+    scores = task.evaluate(model, [example], per_class=True)  # what `mkg evaluate` reports per class
+    assert kind.per_class_key == per_class_key and set(scores[per_class_key]) <= set(classes)
 
 
 def test_examples_round_trip_and_name_their_classes():
