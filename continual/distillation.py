@@ -66,6 +66,13 @@ def attention_distillation(old: StreamOutput, new: StreamOutput, text_mask: torc
     return total
 
 
+def row_has_image(batch) -> torch.Tensor | None:
+    """Whether each row's post has a picture: a batch whose rows share pictures (``image_index``,
+    e.g. unrelated pictures attached in training) keeps ``has_image`` per picture, not per row."""
+    has_image, index = batch.has_image, getattr(batch, "image_index", None)
+    return has_image[index.to(has_image.device)] if has_image is not None and index is not None else has_image
+
+
 class AttentionDistiller:
     """Keeps the frozen previous model and computes lambda-free L_AD per batch."""
 
@@ -90,7 +97,7 @@ class AttentionDistiller:
         else:
             with torch.no_grad():
                 old_out = encoder_outputs(self.old, batch)
-            value = attention_distillation(old_out, new, batch.attention_mask, batch.has_image)
+            value = attention_distillation(old_out, new, batch.attention_mask, row_has_image(batch))
         self.history.append({"task": self.task, "l_ad": float(value.detach())})
         return value
 
