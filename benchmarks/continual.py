@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from continual.benchmark import run_benchmark, summary
+from extractors.kinds import MNER, MRE, kind_of_benchmark
 from continual.cli import add_benchmark_options, config_from_args, setup_benchmark_logging
 
 from .common import write_result
@@ -21,15 +22,14 @@ from .common import write_result
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="benchmark", required=True)
-    for benchmark, kind, help in (("imre", "mre", "IMRE (relations)"), ("imner", "mner", "IMNER (entity types)")):
-        p = sub.add_parser(benchmark, help=help)
-        add_benchmark_options(p, kind)
+    for kind, help in ((MRE, "IMRE (relations)"), (MNER, "IMNER (entity types)")):
+        p = sub.add_parser(kind.benchmark, help=help)
+        add_benchmark_options(p, kind.name)
         p.add_argument("--result-name", help="results file name (default continual_<benchmark>, e.g. "
                                              "continual_imre_sep10); give another to keep an earlier record")
     args = parser.parse_args()
     setup_benchmark_logging(args)
-    kind = "mre" if args.benchmark == "imre" else "mner"
-    result = run_benchmark(config_from_args(args, kind))
+    result = run_benchmark(config_from_args(args, kind_of_benchmark(args.benchmark).name))
     name = args.result_name or "continual_" + result["benchmark"].replace("-", "_")
     write_result(name, {**summary(result), "report": result["files"]}, module="benchmarks.continual",
                  notes="text only (the IMRE/IMNER sets ship no images: the vision stream sees the learned "

@@ -23,6 +23,7 @@ from pipeline.jobs.novelty import detect_novelty
 from continual.streams import balanced_sample
 from continual.update import run_update
 from extractors.datasets import read_re
+from extractors.kinds import MRE
 from pipeline.config import load_config
 
 from .common import SHARED_DATA, write_result
@@ -43,7 +44,7 @@ def main() -> None:
     labelled = root / "labelled.jsonl"
     cfg = load_config(None, environ={})
     c = cfg.continual
-    c.kinds, c.labelled_path, c.labelled_dir, c.tasks_dir, c.work_dir = ["mre"], labelled, root / "lab", root / "tasks", root / "work"
+    c.kinds, c.labelled_path, c.labelled_dir, c.tasks_dir, c.work_dir = [MRE.name], labelled, root / "lab", root / "tasks", root / "work"
     c.epochs, c.lr, c.per_class, c.method, c.min_examples, c.device = args.epochs, args.lr, args.per_class, args.method, args.min_examples, "auto"
     cfg.extractor.models_dir, cfg.worker.state_dir, cfg.worker.dead_letter_path = root / "models", root / "state", root / "dead.jsonl"
     cfg.extractor.kind = "multimodal"  # learn from no model: the shipped versions already know every sep10 relation

@@ -12,6 +12,7 @@ import argparse
 from extractors.datasets import read_re
 from extractors.metrics import majority_baseline_re
 from extractors.run import evaluate, evaluate_spacy_ner
+from extractors.kinds import KINDS, get_kind
 from extractors.store import ModelStore
 
 from .common import SHARED_DATA, write_result
@@ -23,8 +24,8 @@ def main() -> None:
     args = parser.parse_args()
     store = ModelStore(args.models, shipped=True)
     metrics: dict = {}
-    for kind, data in (("mre", SHARED_DATA / "mnre"), ("mner", SHARED_DATA / "twitter2017")):
-        result = evaluate(kind, data, args.models, shipped=True)
+    for kind in KINDS:
+        result = evaluate(kind, SHARED_DATA / get_kind(kind).dataset, args.models, shipped=True)
         cfg = store.config(kind, result["version"])
         train_metrics = store.metrics(kind, result["version"])
         metrics[kind] = {"test_precision": result["precision"], "test_recall": result["recall"],
@@ -32,7 +33,7 @@ def main() -> None:
                          "best_epoch": train_metrics["best_epoch"], "version": result["version"],
                          "train_config": cfg["train_config"], "encoder": cfg["encoder"],
                          # P/R/F1 and support of every relation (MRE) / entity type (MNER)
-                         "per_class": result["per_relation" if kind == "mre" else "per_type"]}
+                         "per_class": result[get_kind(kind).per_class_key]}
     spacy = evaluate_spacy_ner(SHARED_DATA / "twitter2017")
     metrics["spacy_ner"] = {"test_precision": spacy["precision"], "test_recall": spacy["recall"], "test_f1": spacy["f1"],
                             "per_class": spacy["per_type"]}

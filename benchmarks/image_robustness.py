@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import SHARED_DATA, write_result
+from extractors.kinds import KINDS, get_kind
 
-DATA = {"mner": "twitter2017", "mre": "mnre"}
+from .common import SHARED_DATA, write_result
 CONDITIONS = ("no_image", "unrelated_photo", "noise")
 SAMPLE_IMAGES = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "sample_images"
 
@@ -64,7 +64,7 @@ def measure(kind: str, models: Path, limit: int | None) -> dict:
     version = store.current_version(kind)
     model, task, _ = store.load(kind, version)
     merge_lora(model)
-    examples = read_examples(kind, split_file(SHARED_DATA / DATA[kind], "test"))[:limit]
+    examples = read_examples(kind, split_file(SHARED_DATA / get_kind(kind).dataset, "test"))[:limit]
     out: dict = {"version": version, "examples": len(examples)}
     gate = model.head.gate
     out["image_gate"] = gate is not None
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--name", default="image_robustness", help="result file name in benchmarks/results/")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    metrics = {kind: measure(kind, Path(args.models), args.limit) for kind in ("mner", "mre")}
+    metrics = {kind: measure(kind, Path(args.models), args.limit) for kind in KINDS}
     write_result(args.name, metrics, module="benchmarks.image_robustness",
                  notes="test splits (Twitter-2017 test for mner, MNRE test for mre); the research sets have no "
                        "images, so 'no_image' is how the models were trained; unrelated photos: "

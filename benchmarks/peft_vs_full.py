@@ -25,8 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from extractors.kinds import KINDS, get_kind
+
 from .common import SHARED_DATA, write_result
-from .shipped_models import DATA, folder_mb
+from .shipped_models import folder_mb
 
 
 def export_full(store, kind: str, version: str, dest) -> str:
@@ -64,14 +66,13 @@ def step_seconds(kind: str, peft: str, steps: int) -> float:
     from extractors.adapters import LoraSpec, add_lora
     from extractors.encoders import EncoderSpec, build_encoder
     from extractors.run import read_examples, split_file
-    from extractors.tasks import NERTask, RETask
     from extractors.training import TrainConfig, apply_freeze, make_optimizer
 
-    examples = read_examples(kind, split_file(SHARED_DATA / DATA[kind], "train"), 16 * (steps + 2))
+    examples = read_examples(kind, split_file(SHARED_DATA / get_kind(kind).dataset, "train"), 16 * (steps + 2))
     torch.manual_seed(0)
     encoder, tokenizer = build_encoder(EncoderSpec())
-    task = RETask(tokenizer) if kind == "mre" else NERTask(tokenizer)
-    model = task.build(encoder, task.labels_from(read_examples(kind, split_file(SHARED_DATA / DATA[kind], "train"))))
+    task = get_kind(kind).task(tokenizer)
+    model = task.build(encoder, task.labels_from(read_examples(kind, split_file(SHARED_DATA / get_kind(kind).dataset, "train"))))
     cfg = TrainConfig(peft=peft)
     if peft == "lora":
         add_lora(model.encoder, LoraSpec())
@@ -123,13 +124,13 @@ def main() -> None:
     metrics: dict = {"threads": args.threads}
     with tempfile.TemporaryDirectory() as tmp:
         full_store = ModelStore(tmp)
-        for kind in ("mner", "mre"):
+        for kind in KINDS:
             version = shipped.current_version(kind)
             full_version = export_full(shipped, kind, version, full_store)
             full_store.promote(kind, full_version)
             adapter_load, adapter_model, task = timed_load(shipped, kind, version)
             full_load, full_model, _ = timed_load(full_store, kind, full_version)
-            examples = read_examples(kind, split_file(SHARED_DATA / DATA[kind], "test"), 200)
+            examples = read_examples(kind, split_file(SHARED_DATA / get_kind(kind).dataset, "test"), 200)
             with torch.inference_mode():
                 same = bool(task.evaluate(adapter_model, examples)["f1"] == task.evaluate(full_model, examples)["f1"])
             metrics[kind] = {

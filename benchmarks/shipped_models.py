@@ -16,9 +16,9 @@ import argparse
 import time
 from pathlib import Path
 
-from .common import SHARED_DATA, write_result
+from extractors.kinds import KINDS, get_kind
 
-DATA = {"mner": "twitter2017", "mre": "mnre"}
+from .common import SHARED_DATA, write_result
 
 
 def folder_mb(path: Path) -> float:
@@ -44,7 +44,7 @@ def measure(kind: str, shipped: Path) -> dict:
            "best_epoch": store.metrics(kind, version).get("best_epoch")}
     with torch.inference_mode():
         for split in ("val", "test"):
-            path = split_file(SHARED_DATA / DATA[kind], split)
+            path = split_file(SHARED_DATA / get_kind(kind).dataset, split)
             examples = read_examples(kind, path)
             t0 = time.perf_counter()
             result = task.evaluate(model, examples, per_class=split == "test")
@@ -53,7 +53,8 @@ def measure(kind: str, shipped: Path) -> dict:
             for k in ("precision", "recall", "f1"):
                 out[f"{split}_{k}"] = result[k]
             if split == "test":
-                out["per_type" if kind == "mner" else "per_relation"] = result["per_type" if kind == "mner" else "per_relation"]
+                key = get_kind(kind).per_class_key  # per relation (MRE) / entity type (MNER)
+                out[key] = result[key]
     return out
 
 
@@ -89,7 +90,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    metrics: dict = {kind: measure(kind, Path(args.shipped)) for kind in ("mner", "mre")}
+    metrics: dict = {kind: measure(kind, Path(args.shipped)) for kind in KINDS}
     metrics["total_mb"] = folder_mb(Path(args.shipped))
     if args.speed:
         metrics["speed_batch32_text"] = speed()

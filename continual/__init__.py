@@ -6,6 +6,8 @@
 - :mod:`continual.distillation`: asymmetric attention distillation from the previous model;
 - :mod:`continual.ewc`: elastic weight consolidation (baseline);
 - :mod:`continual.methods`: finetune, ewc, replay, replay_ewc, joint, mspt and its ablations;
-- :mod:`continual.benchmark` / :mod:`continual.report`: the harness and its output files;
+- :mod:`continual.benchmark` / :mod:`continual.report`: the research harness and its output files;
+- :mod:`continual.update`: the production update (a task -> a gated, atomically published model version);
+  it shares the learner and the scores with the harness, not the harness itself;
 - :mod:`continual.cli`: ``mkg benchmark imre|imner``.
 """

@@ -31,10 +31,10 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from extractors.encoders import EncoderSpec, build_encoder
-from extractors.tasks import NERTask, RETask
+from extractors.kinds import MRE, get_kind
 from extractors.training import TrainConfig, fit
 
-from .evaluation import predict, score_after_task
+from .evaluation import per_class, predict, score_after_task
 from .catalog import DEFAULT_METHODS, PAPER_DEFAULTS
 from .methods import ContinualLearner, MethodOptions, parse_method
 from .report import write_report
@@ -46,7 +46,7 @@ PROGRESS_FILE = "progress.jsonl"
 
 @dataclass
 class BenchmarkConfig:
-    kind: str = "mre"  # "mre" (IMRE) or "mner" (IMNER)
+    kind: str = MRE.name  # a name in extractors.kinds: "mre" (IMRE) or "mner" (IMNER)
     variant: str = "sep10"  # IMRE split (sep10, sep5) or IMNER order (PLOM, POLM)
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     n_tasks: int | None = None  # first N tasks only
@@ -87,22 +87,16 @@ class BenchmarkConfig:
                            seed=self.seed, device=self.device, progress=self.progress)
 
 
-def grow(model, labels: list[str]) -> None:
-    if hasattr(model, "add_tags"):
-        model.add_tags(labels)
-    else:
-        model.add_labels(labels)
-
-
 def run_method(method: str, stream: TaskStream, cfg: BenchmarkConfig, bar: tqdm | None = None,
                artifacts: Path | None = None) -> dict:
     """One method through the whole stream; returns its per-task record."""
     spec = parse_method(method, cfg.baseline_interaction)
+    kind = get_kind(stream.kind)
     train_cfg = cfg.train_config()
     device = train_cfg.resolved_device()
     torch.manual_seed(cfg.seed)
     encoder, tokenizer = build_encoder(EncoderSpec(cfg.text, cfg.vision))
-    adapter = RETask(tokenizer) if stream.kind == "mre" else NERTask(tokenizer)
+    adapter = kind.task(tokenizer)
     model = adapter.build(encoder, list(stream.base_labels))
     options = MethodOptions.for_kind(stream.kind, alpha=cfg.alpha, lam=cfg.lam, per_class=cfg.per_class,
                                      ewc_lambda=cfg.ewc_lambda, seed=cfg.seed, batch_size=cfg.batch_size,
@@ -114,7 +108,7 @@ def run_method(method: str, stream: TaskStream, cfg: BenchmarkConfig, bar: tqdm 
         start = time.perf_counter()
         task_train = learner.relabel(k, task.train, model)  # before growing: the model is the teacher
         torch.manual_seed(cfg.seed + 1000 + k)  # same new rows for every method
-        grow(model, task.new_labels)
+        kind.grow(model, task.new_labels)
         learner.begin_task(k, model)
         train = learner.training_data(task_train)
         # Without a validation pass a single epoch is kept as is; with more
@@ -124,12 +118,12 @@ def run_method(method: str, stream: TaskStream, cfg: BenchmarkConfig, bar: tqdm 
         history = fit(adapter, model, train, val, train_cfg, loss_fn=learner.loss, on_step=learner.on_step)
         learner.after_fit(k, model, task_train)
         gold, pred = predict(adapter, model, task.test, device=device)
-        scores = score_after_task(stream.kind, gold, pred, [t.new_classes for t in stream.tasks[: k + 1]])
+        scores = score_after_task(kind, gold, pred, [t.new_classes for t in stream.tasks[: k + 1]])
         validation = _validation_scores(adapter, model, stream, k, device)
         learner.end_task(k, model, task_train, task.new_classes)
-        labels = model.labels if stream.kind == "mre" else model.tags
         tasks.append({"task": k, "new_classes": task.new_classes, "A": scores["A"], "U": scores["U"],
-                      "per_task_f1": scores["per_task"], "n_labels": len(labels), "train_examples": len(train),
+                      "per_task_f1": scores["per_task"], "per_class": per_class(kind, gold, pred),
+                      "n_labels": len(kind.labels(model)), "train_examples": len(train),
                       "test_examples": len(task.test), "best_epoch": history.best_epoch,
                       **validation,
                       "seconds": time.perf_counter() - start, **learner.task_summary(k)})
@@ -140,7 +134,7 @@ def run_method(method: str, stream: TaskStream, cfg: BenchmarkConfig, bar: tqdm 
     result = {"method": method, "spec": asdict(spec), "tasks": tasks,
               "mean_A": sum(t["A"] for t in tasks) / len(tasks), "final_A": tasks[-1]["A"],
               "mean_val_A": _mean([t["val_A"] for t in tasks]),
-              "labels": list(model.labels if stream.kind == "mre" else model.tags)}
+              "labels": kind.labels(model)}
     if artifacts is not None:
         result["artifacts"] = {k: str(v) for k, v in learner.save_artifacts(artifacts / method).items()}
     result["modulation"] = learner.modulator.records()
@@ -197,7 +191,7 @@ def run_benchmark(cfg: BenchmarkConfig, on_method_done: Callable[[dict], None] |
             if on_method_done is not None:
                 on_method_done(methods[m])
     result = {"benchmark": stream.name, "kind": stream.kind,
-              "metric": "micro-F1 without None" if stream.kind == "mre" else "entity-level F1 (seqeval)",
+              "metric": get_kind(stream.kind).metric,
               "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
               "stream": [{"task": t.index, "new_classes": t.new_classes, "new_labels": t.new_labels,
                           "train": len(t.train), "val": len(t.val), "test": len(t.test)} for t in stream.tasks],

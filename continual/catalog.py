@@ -5,6 +5,8 @@ help text quickly.
 """
 from __future__ import annotations
 
+from extractors.kinds import MNER, MRE
+
 BASELINES = ("finetune", "ewc", "replay", "replay_ewc", "joint")
 METHODS = (*BASELINES, "mspt")
 DEFAULT_METHODS = ("finetune", "ewc", "replay", "replay_ewc", "joint", "mspt")
@@ -15,5 +17,5 @@ ADDABLE = ("relabel", "balance")
 # The paper's settings per task kind (encoder learning rate, modulation
 # strength alpha, distillation weight lambda). Our text encoder is the small
 # MiniLM, so lr and epochs are exposed rather than fixed.
-PAPER_DEFAULTS = {"mre": {"lr": 1e-5, "alpha": 0.1, "lam": 1.0},
-                  "mner": {"lr": 3e-5, "alpha": 0.3, "lam": 0.1}}
+PAPER_DEFAULTS = {MRE.name: {"lr": 1e-5, "alpha": 0.1, "lam": 1.0},
+                  MNER.name: {"lr": 3e-5, "alpha": 0.3, "lam": 0.1}}

@@ -68,8 +68,7 @@ def attention_distillation(old: StreamOutput, new: StreamOutput, text_mask: torc
     """Sum over the interaction layers and both modalities. ``image_index`` (row -> image) is
     given when rows share images: ``has_image`` is then per image, the attention maps per row."""
     total = new.text.new_zeros(())
-    if has_image is not None and image_index is not None:
-        has_image = has_image[image_index.to(has_image.device)]
+    has_image = _per_row(has_image, image_index)
     t_mask = text_mask.bool()
     for a_old, a_new in zip(old.text_attn, new.text_attn):
         total = total + asymmetric_attention_loss(a_old, a_new, t_mask)
@@ -77,6 +76,19 @@ def attention_distillation(old: StreamOutput, new: StreamOutput, text_mask: torc
         v_mask = vision_query_mask(has_image, a_new.shape[0], a_new.shape[2], a_new.device)
         total = total + asymmetric_attention_loss(a_old, a_new, v_mask)
     return total
+
+
+def row_has_image(batch) -> torch.Tensor | None:
+    """Whether each row's post has a picture: a batch whose rows share pictures (``image_index``,
+    e.g. unrelated pictures attached in training) keeps ``has_image`` per picture, not per row."""
+    return _per_row(batch.has_image, getattr(batch, "image_index", None))
+
+
+def _per_row(has_image: torch.Tensor | None, image_index: torch.Tensor | None) -> torch.Tensor | None:
+    """Per-picture flags read through the row -> picture index (unchanged without one)."""
+    if has_image is None or image_index is None:
+        return has_image
+    return has_image[image_index.to(has_image.device)]
 
 
 class AttentionDistiller:
@@ -103,8 +115,7 @@ class AttentionDistiller:
         else:
             with torch.no_grad():
                 old_out = encoder_outputs(self.old, batch)
-            value = attention_distillation(old_out, new, batch.attention_mask, batch.has_image,
-                                           getattr(batch, "image_index", None))
+            value = attention_distillation(old_out, new, batch.attention_mask, row_has_image(batch))
         self.history.append({"task": self.task, "l_ad": float(value.detach())})
         return value
 

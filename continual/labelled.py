@@ -24,9 +24,10 @@ from itertools import permutations
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from extractors.datasets import NERExample, REExample
-from extractors.multimodal import words_with_offsets
-from extractors.schema import NO_RELATION, implied_types
+from extractors.datasets import NO_RELATION, OUTSIDE, NERExample, REExample
+from extractors.kinds import MNER, MRE, get_kind
+from extractors.spans import joined_tokens, word_span, words_with_offsets
+from extractors.schema import implied_types
 
 EXAMPLES_FILE = "examples.jsonl"
 
@@ -35,7 +36,7 @@ EXAMPLES_FILE = "examples.jsonl"
 class LabelledExample:
     """One stored example; ``data`` holds the task fields (tokens, spans, label or tags)."""
 
-    kind: str  # "mre" or "mner"
+    kind: str  # a name in extractors.kinds
     key: str  # dedup key: post id (+ pair for MRE)
     post_id: str
     seen_at: str  # the post's time (UTC ISO)
@@ -43,17 +44,12 @@ class LabelledExample:
     data: dict
 
     def to_example(self) -> REExample | NERExample:
-        d = self.data
-        if self.kind == "mre":
-            return REExample(tuple(d["tokens"]), tuple(d["head"]), tuple(d["tail"]), d["relation"], d.get("image_id", ""))
-        return NERExample(tuple(d["tokens"]), tuple(d["tags"]), d.get("image_id", ""))
+        return get_kind(self.kind).example_from_dict(self.data)
 
     @property
     def classes(self) -> set[str]:
         """Relations (without ``None``) or entity types this example teaches."""
-        if self.kind == "mre":
-            return {self.data["relation"]} - {NO_RELATION}
-        return {t[2:] for t in self.data["tags"] if t != "O"}
+        return get_kind(self.kind).example_classes(self.to_example())
 
 
 def split_of(post_id: str, val_fraction: float) -> str:
@@ -70,22 +66,21 @@ def examples_from_post(post, val_fraction: float = 0.2) -> list[LabelledExample]
     tokens = [w for w, _, _ in words]
     spans: dict[str, tuple[int, int, str]] = {}
     for ent in ann.entities:
-        idx = [i for i, (_, c0, c1) in enumerate(words) if c0 < ent.end and c1 > ent.start]
-        if idx:
-            spans[ent.id] = (idx[0], idx[-1] + 1, ent.type)
+        if (span := word_span(words, ent.start, ent.end)) is not None:
+            spans[ent.id] = (*span, ent.type)
     seen, split = post.created_at_iso, split_of(post.id, val_fraction)
     image_id = post.image.path or "" if post.image is not None else ""
-    tags = ["O"] * len(tokens)
+    tags = [OUTSIDE] * len(tokens)
     for start, end, etype in sorted(spans.values()):
-        if all(t == "O" for t in tags[start:end]):  # overlapping spans: the first one wins
+        if all(t == OUTSIDE for t in tags[start:end]):  # overlapping spans: the first one wins
             tags[start:end] = [f"B-{etype}"] + [f"I-{etype}"] * (end - start - 1)
-    out = [LabelledExample("mner", post.id, post.id, seen, split,
+    out = [LabelledExample(MNER.name, post.id, post.id, seen, split,
                            {"tokens": tokens, "tags": tags, "image_id": image_id})]
     relations = {(r.head, r.tail): r.type for r in ann.relations}
     for h, t in permutations(sorted(spans), 2):
         hs, ts = spans[h], spans[t]
         label = relations.get((h, t), NO_RELATION)
-        out.append(LabelledExample("mre", f"{post.id}|{h}|{t}", post.id, seen, split,
+        out.append(LabelledExample(MRE.name, f"{post.id}|{h}|{t}", post.id, seen, split,
                                    {"tokens": tokens, "head": hs[:2], "tail": ts[:2], "relation": label,
                                     "head_type": hs[2], "tail_type": ts[2], "image_id": image_id}))
     return out
@@ -99,14 +94,7 @@ def post_from_re_example(ex: REExample, post_id: str, created_at: str, labelled:
     ``None`` examples get ``default_type``. ``labelled=False`` keeps the entity
     spans (as an upstream tagger would give them) but drops the relation.
     """
-    text, offsets, pos = "", [], 0
-    for tok in ex.tokens:
-        if text:
-            text += " "
-            pos += 1
-        offsets.append((pos, pos + len(tok)))
-        text += tok
-        pos += len(tok)
+    text, offsets = joined_tokens(ex.tokens)
     types = implied_types(ex.relation) or (default_type, default_type)
     ents = [{"id": role, "start": offsets[span[0]][0], "end": offsets[span[1] - 1][1], "type": etype}
             for role, span, etype in (("h", ex.head, types[0]), ("t", ex.tail, types[1]))]
@@ -172,7 +160,7 @@ class LabelledStore:
             return [ex.to_example() for ex in rows]
         keep = set(classes)
         picked = [ex for ex in rows if ex.classes & keep]
-        if kind == "mre" and with_none_from:
+        if get_kind(kind).no_label_examples and with_none_from:
             posts = {ex.post_id for ex in rows if ex.classes & set(with_none_from)}
             picked += [ex for ex in rows if not ex.classes and ex.post_id in posts]
         return [ex.to_example() for ex in picked]

@@ -26,29 +26,15 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from extractors.datasets import NERExample, REExample
-from extractors.features import encode_ner, encode_re
+from extractors.kinds import get_kind
 
 STRATEGIES = ("random", "prototype")
 MEMORY_FILE = "memory.json"
 FeatureFn = Callable[[Sequence], torch.Tensor]
 
 
-def example_classes(kind: str, ex) -> set[str]:
-    """The classes an example stands for: its relation, or the entity types it tags."""
-    if kind == "mre":
-        return {ex.relation}
-    return {t[2:] for t in ex.tags if t != "O"}
-
-
 def example_to_json(ex) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(ex).items()}
-
-
-def example_from_json(kind: str, d: dict):
-    if kind == "mre":
-        return REExample(tuple(d["tokens"]), tuple(d["head"]), tuple(d["tail"]), d["relation"], d.get("image_id", ""))
-    return NERExample(tuple(d["tokens"]), tuple(d["tags"]), d.get("image_id", ""))
 
 
 def kmeans_prototypes(features: torch.Tensor, k: int, seed: int = 0, iters: int = 25) -> list[int]:
@@ -92,17 +78,8 @@ def model_features(task, model, batch_size: int = 64, device: str = "cpu") -> Fe
         was_training = model.training
         model.eval()
         out = []
-        with torch.no_grad():
-            for i in range(0, len(examples), batch_size):
-                chunk = examples[i:i + batch_size]
-                if task.kind == "mre":
-                    batch = encode_re(task.tokenizer, chunk, None, task.max_len).to(device)
-                    out.append(model.representations(batch)[0].float().cpu())
-                else:
-                    batch = encode_ner(task.tokenizer, [e.tokens for e in chunk], None, None, task.max_len).to(device)
-                    h_words = model.word_features(batch)[0].float()
-                    m = batch.word_mask.unsqueeze(-1).float()
-                    out.append(((h_words * m).sum(1) / m.sum(1).clamp(min=1)).cpu())
+        for i in range(0, len(examples), batch_size):
+            out.append(task.pooled_features(model, examples[i:i + batch_size], device=device))
         model.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, 1)
 
@@ -130,7 +107,7 @@ class RehearsalMemory:
         if self.strategy == "prototype" and features is None:
             raise ValueError("the prototype strategy needs a feature function (see model_features)")
         for c in classes:
-            candidates = [ex for ex in examples if c in example_classes(self.kind, ex)]
+            candidates = [ex for ex in examples if c in get_kind(self.kind).example_classes(ex)]
             self.exemplars[c] = self._select(c, candidates, features)
             self.task_of[c] = task_index
 
@@ -169,7 +146,7 @@ class RehearsalMemory:
     def from_dict(cls, d: dict) -> "RehearsalMemory":
         mem = cls(d["kind"], d["per_class"], d["strategy"], d.get("seed", 0))
         for c, entry in d["classes"].items():
-            mem.exemplars[c] = [example_from_json(mem.kind, e) for e in entry["examples"]]
+            mem.exemplars[c] = [get_kind(mem.kind).example_from_dict(e) for e in entry["examples"]]
             if entry.get("task") is not None:
                 mem.task_of[c] = entry["task"]
         return mem

@@ -47,6 +47,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from extractors.kinds import get_kind
+
 from .balance import balance_classifier, relation_counts
 from .catalog import ADDABLE, BASELINES, COMPONENTS, METHODS, PAPER_DEFAULTS
 from .distillation import AttentionDistiller
@@ -126,6 +128,22 @@ class MethodOptions:
 
 
 @dataclass
+class LearnerState:
+    """What a learner carries from the tasks it has learned to the next one.
+
+    The production update keeps it beside each model version (``memory.json``,
+    ``continual.json``) and resumes a fresh learner from it, so a learner's
+    internals stay its own business.
+    """
+
+    task_index: int  # the last task learned
+    known: list[str]  # the classes learned so far
+    memory: RehearsalMemory | None = None  # exemplars of the known classes
+    G: dict[str, float] | None = None  # the modulation average the last task ended with
+    label_counts: dict[str, int] = field(default_factory=dict)  # labels of every task's own data (balance)
+
+
+@dataclass
 class ContinualLearner:
     """One method's state across a stream: memory, EWC, old model, modulator, logs."""
 
@@ -134,7 +152,8 @@ class ContinualLearner:
     options: MethodOptions = field(default_factory=MethodOptions)
 
     def __post_init__(self) -> None:
-        kind = self.task_adapter.kind
+        self.kind = get_kind(self.task_adapter.kind)
+        kind = self.kind.name
         o = self.options
         self.memory = RehearsalMemory(kind, o.per_class, self.spec.memory, o.seed) if self.spec.memory else None
         self.ewc = EWC(o.ewc_lambda) if self.spec.ewc else None
@@ -151,6 +170,25 @@ class ContinualLearner:
     def prepare(self, model: nn.Module) -> None:
         model.encoder.interaction_enabled = self.spec.interaction
 
+    def resume(self, state: LearnerState, model: nn.Module) -> None:
+        """Continue after ``state``'s task, with ``model`` as that task left it: it becomes the
+        distillation teacher, and the memory, G and label counts carry over."""
+        self.task = state.task_index
+        if self.distiller is not None:
+            self.distiller.snapshot(model)
+        if self.memory is not None and state.memory is not None:
+            self.memory.exemplars.update(state.memory.exemplars)
+            self.memory.task_of.update(state.memory.task_of)
+        if state.G:
+            self.modulator.averages[state.task_index] = dict(state.G)
+        self.known = list(state.known)
+        self.stream_counts.update(state.label_counts)
+
+    def state(self, k: int) -> LearnerState:
+        """What the next task needs after task ``k`` (call after :meth:`end_task`)."""
+        return LearnerState(k, list(self.known), self.memory, self.modulator.averages.get(k),
+                            dict(self.stream_counts))
+
     def begin_task(self, k: int, model: nn.Module) -> None:
         self.task = k
         self.modulator.begin_task(k, model)
@@ -162,7 +200,7 @@ class ContinualLearner:
 
     @property
     def balances(self) -> bool:
-        return self.spec.balance and self.task_adapter.kind == "mre"
+        return self.spec.balance and self.kind.logit_adjustment
 
     def relabel(self, k: int, train: Sequence, model: nn.Module) -> list:
         """Task k's examples with the teacher's spans of old types filled in (MNER, ``relabel`` on).
@@ -170,7 +208,7 @@ class ContinualLearner:
         Call it before the model grows for task k: ``model`` is then the
         model as task k-1 left it. Otherwise the examples come back as given.
         """
-        if not (self.spec.relabel and self.task_adapter.kind == "mner" and self.known):
+        if not (self.spec.relabel and self.kind.teacher_relabel and self.known):
             return list(train)
         train, self.relabelled[k] = relabel_with_teacher(self.task_adapter, model, train, self.known,
                                                          self.options.device)
@@ -231,7 +269,7 @@ class ContinualLearner:
             self.distiller.snapshot(model)
         self.modulator.end_task()
         self.known.extend(c for c in new_classes if c not in self.known)
-        if self.task_adapter.kind == "mre":
+        if self.kind.logit_adjustment:
             self.stream_counts.update(relation_counts(train))
         if self.spec.joint:
             self.seen_train.extend(train)

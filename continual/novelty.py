@@ -18,7 +18,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 from time import monotonic
 
-from extractors.schema import NO_RELATION, relation_type_of
+from extractors.kinds import get_kind
+from extractors.schema import relation_type_of
 from extractors.store import ModelStore
 from graph_store.base import GraphStore
 from graph_store.schema import IDENTIFIER
@@ -55,9 +56,7 @@ def known_classes(models: ModelStore, kind: str) -> set[str]:
     if version is None:
         return set()
     labels = models.config(kind, version)["labels"]
-    if kind == "mre":
-        return set(labels) - {NO_RELATION}
-    return {t[2:] for t in labels if t != "O"}
+    return get_kind(kind).classes_of(labels)
 
 
 def graph_type(kind: str, name: str) -> str:

@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
 from extractors.fusion import StreamOutput
-from extractors.models import MNERModel, MREModel
 
 
 @dataclass
@@ -27,19 +25,8 @@ class ForwardParts:
 
 
 def forward_parts(model, batch) -> ForwardParts:
-    """MRE: one decision per example; MNER: one per (unpadded) word."""
-    if isinstance(model, MREModel):
-        h_t, h_v, out = model.representations(batch)
-        lt, lv = model.classifier.halves(h_t, h_v)
-        loss = F.cross_entropy(lt + lv, batch.labels)
-        return ForwardParts(loss, lt, lv, batch.labels, out)
-    if isinstance(model, MNERModel):
-        h_t, h_v, out = model.word_features(batch)
-        et, ev = model.emissions.halves(h_t, h_v)
-        loss = -model.crf((et + ev).float(), batch.tags, mask=batch.word_mask, reduction="mean")
-        mask = batch.word_mask
-        return ForwardParts(loss, et[mask], ev[mask], batch.tags[mask], out)
-    raise TypeError(f"no continual objective for {type(model).__name__}")
+    """MRE: one decision per example; MNER: one per (unpadded) word (each model knows which)."""
+    return ForwardParts(*model.decision_parts(batch))
 
 
 def encoder_outputs(model, batch) -> StreamOutput:

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Sequence
 
-from extractors.multimodal import bio_spans
+from extractors.datasets import OUTSIDE
+from extractors.spans import bio_spans
 
 
 def relabel_with_teacher(adapter, model, examples: Sequence, old_types: Sequence[str],
@@ -29,7 +30,7 @@ def relabel_with_teacher(adapter, model, examples: Sequence, old_types: Sequence
     for ex, tags in zip(examples, predicted):
         new = list(ex.tags)
         for start, end, etype in bio_spans(tags):
-            if etype in old and all(t == "O" for t in ex.tags[start:end]):
+            if etype in old and all(t == OUTSIDE for t in ex.tags[start:end]):
                 new[start:end] = [f"B-{etype}"] + [f"I-{etype}"] * (end - start - 1)
                 added += 1
         out.append(replace(ex, tags=tuple(new)))

@@ -2,7 +2,8 @@
 
 - ``results.json``: everything (config, stream, per-task scores, per-step logs);
 - ``results.csv``: one row per method and task (A_k, U_k, L_AD, gamma, ...);
-- ``results.md``: A_k and U_k tables, methods as rows, tasks as columns;
+- ``results.md``: A_k and U_k tables, methods as rows, tasks as columns, and
+  P/R/F1 with support per relation / entity type after the last task;
 - ``accuracy.png``: A_k per task for every method;
 - ``modulation.png``: gamma = s^t/s^v per training step, per method, with the
   task boundaries (a plot like MSPT's Figure 4).
@@ -44,7 +45,23 @@ def markdown(result: dict) -> str:
             lines.append(f"| {m} | " + " | ".join(cells) + " |" + extra)
         lines.append("")
     lines += ["Tasks: " + "; ".join(f"{t['task'] + 1}: {', '.join(t['new_classes'])}" for t in result["stream"]), ""]
+    lines += per_class_markdown(result)
     return "\n".join(lines)
+
+
+def per_class_markdown(result: dict) -> list[str]:
+    """P/R/F1 and support of every class after each method's last task (as ``mkg evaluate`` gives them)."""
+    lines = []
+    for m, r in result["methods"].items():
+        last = r["tasks"][-1] if r["tasks"] else {}
+        if not last.get("per_class"):
+            continue
+        lines += [f"## {m}: per class after task {last['task'] + 1}", "",
+                  "| class | P | R | F1 | support |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {c} | {_fmt(s['precision'])} | {_fmt(s['recall'])} | {_fmt(s['f1'])} | {s['support']} |"
+                  for c, s in last["per_class"].items()]
+        lines.append("")
+    return lines
 
 
 def write_csv(result: dict, path: Path) -> Path:

@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Hashable, Sequence, TypeVar
 
-from extractors.datasets import NERExample, REExample, read_conll, read_re
+from extractors.datasets import NO_RELATION, NERExample, REExample, bio_labels, read_conll, read_re, tag_types
+from extractors.kinds import MNER, MRE, get_kind
 
 T = TypeVar("T")
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 IMRE_SPLITS = ("sep10", "sep5")
 IMNER_ORDERS = {"PLOM": "sep-PLOM", "POLM": "sep-POLM-NEW"}
-NONE_RELATION = "None"
-OUTSIDE = "O"
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class Task:
 
 @dataclass(frozen=True)
 class TaskStream:
-    kind: str  # "mre" or "mner"
+    kind: str  # a name in extractors.kinds
     name: str  # e.g. "imre-sep10", "imner-PLOM"
     base_labels: list[str]  # shared from the start: ["None"] or ["O"]
     tasks: list[Task]
@@ -137,18 +136,18 @@ def imre_stream(split: str = "sep10", data: str | Path = DEFAULT_DATA, n_tasks: 
     seen: set[str] = set()
     for k in range(min(count, n_tasks or count)):
         train = read_re(folder / f"ours_train_{k}.txt")
-        new = sorted({ex.relation for ex in train} - {NONE_RELATION} - seen)
+        new = sorted({ex.relation for ex in train} - {NO_RELATION} - seen)
         seen |= set(new)
         # training data: classes take turns; evaluation data (val, test): the natural class shares
         tasks.append(Task(k, balanced_sample(train, limit, _relation, seed + k),
                           stratified_sample(read_re(folder / f"ours_val_{k}.txt"), val_limit, _relation, seed + k),
                           stratified_sample(read_re(folder / f"ours_test_{k}.txt"), test_limit, _relation, seed + k),
                           new, list(new)))
-    return TaskStream("mre", f"imre-{split}", [NONE_RELATION], tasks)
+    return TaskStream(MRE.name, f"{MRE.benchmark}-{split}", [MRE.no_label], tasks)
 
 
 def _types(ex: NERExample) -> frozenset[str]:
-    return frozenset(t[2:] for t in ex.tags if t != OUTSIDE)
+    return frozenset(tag_types(ex.tags))
 
 
 def imner_stream(order: str = "PLOM", data: str | Path = DEFAULT_DATA, n_tasks: int | None = None,
@@ -172,8 +171,8 @@ def imner_stream(order: str = "PLOM", data: str | Path = DEFAULT_DATA, n_tasks: 
         tasks.append(Task(k, balanced_sample(train, limit, _types, seed + k),
                           stratified_sample(read_conll(folder / f"valid_{k}.txt"), val_limit, _types, seed + k),
                           stratified_sample(read_conll(folder / f"test_{k}.txt"), test_limit, _types, seed + k),
-                          new, [f"{p}-{t}" for t in new for p in ("B", "I")]))
-    return TaskStream("mner", f"imner-{order}", [OUTSIDE], tasks)
+                          new, bio_labels(new)))
+    return TaskStream(MNER.name, f"{MNER.benchmark}-{order}", [MNER.no_label], tasks)
 
 
 def _count_tasks(folder: Path, pattern: str) -> int:
@@ -188,10 +187,9 @@ def _count_tasks(folder: Path, pattern: str) -> int:
     return k
 
 
+STREAMS = {MRE.name: imre_stream, MNER.name: imner_stream}  # kind -> its benchmark's reader
+
+
 def load_stream(kind: str, variant: str, **kwargs) -> TaskStream:
     """``("mre", "sep10")`` or ``("mner", "PLOM")``; kwargs as for the readers."""
-    if kind == "mre":
-        return imre_stream(variant, **kwargs)
-    if kind == "mner":
-        return imner_stream(variant, **kwargs)
-    raise ValueError(f"unknown kind {kind!r}; expected 'mre' or 'mner'")
+    return STREAMS[get_kind(kind).name](variant, **kwargs)

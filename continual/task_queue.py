@@ -26,7 +26,7 @@ OPEN = ("proposed", "training", "failed")  # still to be (re)run
 @dataclass
 class ContinualTask:
     id: str
-    kind: str  # "mre" or "mner"
+    kind: str  # a name in extractors.kinds
     new_classes: list[str]
     counts: dict[str, int]  # labelled examples per new class when proposed
     created_at: str = field(default_factory=lambda: utc_iso(timespec="seconds"))

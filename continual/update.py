@@ -13,10 +13,16 @@ to the live model store instead of a research stream:
    epoch under ``work_dir/<task id>`` so a failed run resumes);
 3. score the current and the candidate model on the same validation examples:
    old classes before/after, new classes after, all classes (A_k);
-4. save the candidate as a new version (with memory.json and continual.json),
-   and promote it only if the :mod:`continual.gate` passes. Workers pick a
-   promoted version up between batches; a refused or failed update leaves the
-   current pointer, and therefore the graph, untouched.
+4. publish the candidate as a new version in one step (weights, config,
+   metrics with per-class P/R/F1, memory.json and continual.json appear
+   together, :meth:`extractors.store.ModelStore.save`), then promote it only
+   if the :mod:`continual.gate` passes. Workers pick a promoted version up
+   between batches; a refused or failed update leaves the current pointer,
+   and therefore the graph, untouched.
+
+It shares the learner and the scores with the research harness
+(:mod:`continual.benchmark`) but not the harness itself; what differs
+between MRE and MNER comes from :mod:`extractors.kinds`.
 """
 from __future__ import annotations
 
@@ -31,19 +37,17 @@ from pathlib import Path
 import torch
 
 from extractors.encoders import EncoderSpec, build_encoder
-from extractors.schema import NO_RELATION
+from extractors.kinds import get_kind
 from extractors.store import ModelStore
-from extractors.tasks import NERTask, RETask
 from extractors.training import TrainConfig, fit, seed_everything
 
 from .balance import relation_counts
-from .benchmark import grow
 from .catalog import PAPER_DEFAULTS
-from .evaluation import f1_all, f1_on_classes, predict
+from .evaluation import f1_all, f1_on_classes, per_class, predict
 from .gate import GatePolicy, decide
 from .labelled import LabelledStore
-from .memory import RehearsalMemory
-from .methods import ContinualLearner, MethodOptions, parse_method
+from .memory import MEMORY_FILE, RehearsalMemory
+from .methods import ContinualLearner, LearnerState, MethodOptions, parse_method
 from .novelty import graph_type, known_classes
 from .task_queue import ContinualTask, TaskQueue
 
@@ -64,49 +68,53 @@ class _Start:
     version: str | None
     old_classes: list[str]
     task_index: int  # the index of the task being learned now
-    memory: RehearsalMemory | None
-    previous_g: dict[str, float] | None
-    label_counts: dict[str, int]  # MRE labels of every past task's own data (the balance target)
-
-
-def _new_labels(kind: str, classes: list[str]) -> list[str]:
-    return list(classes) if kind == "mre" else [f"{p}-{c}" for c in classes for p in ("B", "I")]
-
-
-def _fit_label_space(kind: str, examples: list, classes: set[str]) -> list:
-    """Keep what the model can learn: MRE examples of known labels; MNER tags of known types (others -> O)."""
-    if kind == "mre":
-        return [ex for ex in examples if ex.relation == NO_RELATION or ex.relation in classes]
-    from extractors.datasets import NERExample
-
-    return [NERExample(ex.tokens, tuple(t if t == "O" or t[2:] in classes else "O" for t in ex.tags), ex.image_id)
-            for ex in examples]
+    state: LearnerState | None  # what the learner of the current version kept; None for the first task
 
 
 def _start(kind: str, models: ModelStore, labelled: LabelledStore, cfg, device: str) -> _Start:
     c = cfg.continual
+    k = get_kind(kind)
     version = models.current_version(kind)
     if version is None:
         seed_everything(c.seed)  # the first model's new layers come from the seed, not from the process
         spec = EncoderSpec()
         encoder, tokenizer = build_encoder(spec)
-        adapter = RETask(tokenizer) if kind == "mre" else NERTask(tokenizer)
-        return _Start(adapter.build(encoder, [NO_RELATION] if kind == "mre" else ["O"]), adapter, spec, None, [], 0,
-                      None, None, {})
+        adapter = k.task(tokenizer)
+        return _Start(adapter.build(encoder, [k.no_label]), adapter, spec, None, [], 0, None)
     model, adapter, mcfg = models.load(kind, version, device)
     folder = models.version_dir(kind, version)
-    state = json.loads((folder / CONTINUAL_FILE).read_text()) if (folder / CONTINUAL_FILE).exists() else {}
+    record = json.loads((folder / CONTINUAL_FILE).read_text()) if (folder / CONTINUAL_FILE).exists() else {}
     old = sorted(known_classes(models, kind))
-    if (folder / "memory.json").exists():
+    if (folder / MEMORY_FILE).exists():
         memory = RehearsalMemory.load(folder)
     else:  # a version trained outside the continual loop (`mkg train`): draw exemplars from labelled data
         memory = RehearsalMemory(kind, c.per_class, "random", c.seed)
-        memory.add_task(state.get("task_index", 0), old, labelled.examples(kind, "train", old))
-    counts = state.get("label_counts")
-    if counts is None and kind == "mre":  # a version from outside the loop, or from before counts were kept
+        memory.add_task(record.get("task_index", 0), old, labelled.examples(kind, "train", old))
+    counts = record.get("label_counts")
+    if counts is None and k.logit_adjustment:  # a version from outside the loop, or from before counts were kept
         counts = relation_counts(labelled.examples(kind, "train", old, with_none_from=old))
-    return _Start(model, adapter, EncoderSpec(**mcfg["encoder"]), version, old, state.get("task_index", 0) + 1,
-                  memory, state.get("G"), dict(counts or {}))
+    state = LearnerState(record.get("task_index", 0), old, memory, record.get("G"), dict(counts or {}))
+    return _Start(model, adapter, EncoderSpec(**mcfg["encoder"]), version, old, state.task_index + 1, state)
+
+
+def version_files(state: LearnerState, task_id: str, classes: list[str]) -> dict[str, dict]:
+    """The files a continual version keeps beside its weights, for the next update to resume from."""
+    files = {CONTINUAL_FILE: {"task_index": state.task_index, "task_id": task_id, "classes": classes,
+                              "G": state.G, "label_counts": state.label_counts}}
+    if state.memory is not None:
+        files[MEMORY_FILE] = state.memory.to_dict()
+    return files
+
+
+def publish(models: ModelStore, kind: str, model, spec: EncoderSpec, *, metrics: dict, fingerprint: str,
+            train_config: dict, parent: str | None, files: dict, promote: bool) -> str:
+    """Save the version with every file it needs in one step, then (if ``promote``) move ``current``
+    to it: a crash at any point leaves the store with no new version or a complete one."""
+    version = models.save(kind, model, spec, metrics=metrics, fingerprint=fingerprint, train_config=train_config,
+                          parent=parent, files=files)
+    if promote:
+        models.promote(kind, version)
+    return version
 
 
 def _fingerprint(examples: list) -> str:
@@ -138,6 +146,7 @@ def run_update(cfg, task_id: str | None = None, graph=None, fail_after_epoch: in
 def _train_and_gate(cfg, task: ContinualTask, queue: TaskQueue, graph, fail_after_epoch: int | None) -> dict:
     c = cfg.continual
     kind = task.kind
+    k = get_kind(kind)
     started = time.perf_counter()
     # extractor.kind auto: a store with no promoted version starts from the shipped one (what the worker uses)
     models = ModelStore(cfg.extractor.models_dir, shipped=cfg.extractor.kind == "auto")
@@ -151,33 +160,25 @@ def _train_and_gate(cfg, task: ContinualTask, queue: TaskQueue, graph, fail_afte
         queue.set_status(task, "refused", note="every class is already learned", reasons=["already learned"])
         return {"status": "refused", "task": task.id, "reasons": ["every class is already learned"]}
     seen = set(s.old_classes) | set(new)
-    val_all = _fit_label_space(kind, labelled.examples(kind, "val", sorted(seen), with_none_from=sorted(seen)), seen)
-    old_before = None
+    val_all = k.fit_label_space(labelled.examples(kind, "val", sorted(seen), with_none_from=sorted(seen)), seen)
+    old_before = per_class_before = None
     if s.version is not None and s.old_classes:
         gold, pred = predict(s.adapter, s.model, val_all, device=device)
         old_before = f1_on_classes(kind, gold, pred, s.old_classes)
+        per_class_before = per_class(kind, gold, pred)
 
     spec = parse_method(c.method)
     options = MethodOptions.for_kind(kind, per_class=c.per_class, seed=c.seed, batch_size=c.batch_size, device=device)
     learner = ContinualLearner(spec, s.adapter, options)
     learner.prepare(s.model)
-    if s.version is not None:
-        learner.task = s.task_index - 1
-        if learner.distiller is not None:
-            learner.distiller.snapshot(s.model)  # the current model is the teacher
-        if learner.memory is not None and s.memory is not None:
-            learner.memory.exemplars.update(s.memory.exemplars)
-            learner.memory.task_of.update(s.memory.task_of)
-        if s.previous_g:
-            learner.modulator.averages[s.task_index - 1] = s.previous_g
-        learner.known = list(s.old_classes)
-        learner.stream_counts.update(s.label_counts)
-    task_train = _fit_label_space(kind, labelled.examples(kind, "train", new, with_none_from=new), seen)
+    if s.state is not None:
+        learner.resume(s.state, s.model)  # the current model is the teacher
+    task_train = k.fit_label_space(labelled.examples(kind, "train", new, with_none_from=new), seen)
     task_train = learner.relabel(s.task_index, task_train, s.model)  # before growing: the model is the teacher
     torch.manual_seed(c.seed + 1000 + s.task_index)
-    grow(s.model, _new_labels(kind, new))
+    k.grow(s.model, k.new_labels(new))
     learner.begin_task(s.task_index, s.model)
-    task_val = _fit_label_space(kind, labelled.examples(kind, "val", new, with_none_from=new), seen)
+    task_val = k.fit_label_space(labelled.examples(kind, "val", new, with_none_from=new), seen)
     if not task_train:
         raise ValueError(f"task {task.id}: no labelled training examples for {new}")
     train = learner.training_data(task_train)
@@ -201,21 +202,18 @@ def _train_and_gate(cfg, task: ContinualTask, queue: TaskQueue, graph, fail_afte
     metrics = {"task_id": task.id, "A": f1_all(kind, gold, pred), "U": new_after, "old_before": old_before,
                "old_after": old_after, "gate": gate.as_dict(), "train_examples": len(train),
                "val_examples": len(val_all), "best_epoch": history.best_epoch, "resumed": resumed,
+               # P/R/F1 and support per relation / entity type on the validation examples, as `mkg evaluate`
+               k.per_class_key: per_class(kind, gold, pred), f"{k.per_class_key}_before": per_class_before,
                "memory": learner.memory.counts() if learner.memory is not None else {},
                "relabelled_spans": learner.relabelled.get(s.task_index, 0),
                "method": spec.name, "seconds": time.perf_counter() - started}
-    version = models.save(kind, s.model, s.spec, metrics=metrics, fingerprint=_fingerprint(train),
-                          train_config={**train_cfg.__dict__, "method": spec.name, "task": task.id}, parent=s.version)
-    folder = models.version_dir(kind, version)
-    if learner.memory is not None:
-        learner.memory.save(folder)
-    (folder / CONTINUAL_FILE).write_text(json.dumps(
-        {"task_index": s.task_index, "task_id": task.id, "classes": new,
-         "G": learner.modulator.averages.get(s.task_index), "label_counts": dict(learner.stream_counts)}, indent=2))
+    version = publish(models, kind, s.model, s.spec, metrics=metrics, fingerprint=_fingerprint(train),
+                      train_config={**train_cfg.__dict__, "method": spec.name, "task": task.id}, parent=s.version,
+                      files=version_files(learner.state(s.task_index), task.id, new), promote=gate.passed)
     shutil.rmtree(work, ignore_errors=True)
-    result = {"version": version, "base_version": s.version, **{k: v for k, v in metrics.items() if k != "task_id"}}
+    result = {"version": version, "base_version": s.version,
+              **{key: value for key, value in metrics.items() if key != "task_id"}}
     if gate.passed:
-        models.promote(kind, version)
         queue.set_status(task, "promoted", note=f"promoted {version}", **result)
     else:
         queue.set_status(task, "refused", note="; ".join(gate.reasons), **result)

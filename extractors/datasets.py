@@ -9,6 +9,11 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+# The "nothing" label of each format: an entity pair with no relation, a word outside every entity.
+# Every task shares it from the start; :mod:`extractors.kinds` gives each kind its own.
+NO_RELATION = "None"
+OUTSIDE = "O"
+
 
 @dataclass(frozen=True)
 class REExample:
@@ -73,12 +78,22 @@ def read_conll(path: str | Path) -> list[NERExample]:
     return out
 
 
+def tag_types(tags) -> set[str]:
+    """The entity types a BIO tag sequence (or tag list) names: ``B-PER``/``I-PER`` -> ``PER``."""
+    return {t[2:] for t in tags if t != OUTSIDE}
+
+
+def bio_labels(types) -> list[str]:
+    """The tags a model needs for ``types``: ``B-<type>``, ``I-<type>`` for each, in order."""
+    return [f"{p}-{t}" for t in types for p in ("B", "I")]
+
+
 def entity_types(examples: list[NERExample]) -> list[str]:
     """Sorted entity types present in BIO tags."""
-    return sorted({t[2:] for ex in examples for t in ex.tags if t != "O"})
+    return sorted(tag_types(t for ex in examples for t in ex.tags))
 
 
 def relation_labels(examples: list[REExample]) -> list[str]:
     """``None`` first, then the other labels sorted (stable ids across runs)."""
-    labels = sorted({ex.relation for ex in examples} - {"None"})
-    return ["None", *labels]
+    labels = sorted({ex.relation for ex in examples} - {NO_RELATION})
+    return [NO_RELATION, *labels]

@@ -139,6 +139,14 @@ class MREModel(nn.Module):
         h_t, h_v, _ = self.representations(batch)
         return F.cross_entropy(self.classifier.raw(h_t, h_v), batch.labels)
 
+    def decision_parts(self, batch: REBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                      StreamOutput]:
+        """(task loss, text-half logits, vision-half logits, gold ids, encoder output), one row per
+        example, from one forward pass: what continual learning's losses read (continual.objectives)."""
+        h_t, h_v, out = self.representations(batch)
+        lt, lv = self.classifier.halves(h_t, h_v)
+        return F.cross_entropy(lt + lv, batch.labels), lt, lv, batch.labels, out
+
     def add_labels(self, new: list[str]) -> None:
         new = [l for l in new if l not in self.labels]
         self.classifier.grow(len(new))
@@ -196,6 +204,15 @@ class MNERModel(nn.Module):
         h_t, h_v, _ = self.word_features(batch)
         emissions = self.emissions.raw(h_t, h_v)
         return -self.crf(emissions.float(), batch.tags, mask=batch.word_mask, reduction="mean")
+
+    def decision_parts(self, batch: NERBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                       StreamOutput]:
+        """As :meth:`MREModel.decision_parts`, one row per (unpadded) word."""
+        h_t, h_v, out = self.word_features(batch)
+        et, ev = self.emissions.halves(h_t, h_v)
+        loss = -self.crf((et + ev).float(), batch.tags, mask=batch.word_mask, reduction="mean")
+        mask = batch.word_mask
+        return loss, et[mask], ev[mask], batch.tags[mask], out
 
     def decode(self, batch: NERBatch) -> list[list[str]]:
         emissions = self(batch)

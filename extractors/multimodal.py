@@ -15,7 +15,6 @@ the unsupervised novelty signal (``continual.candidates``).
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from itertools import permutations
 from pathlib import Path
@@ -28,13 +27,14 @@ from .base import (EntityMention, Extraction, ExtractionInput, Extractor, Relati
                    UncertainSpan)
 from .datasets import REExample
 from .features import encode_re
-from .schema import NO_RELATION, implied_types, relation_type_of
+from .datasets import NO_RELATION, OUTSIDE
+from .kinds import MNER, MRE
+from .schema import implied_types, relation_type_of
+from .spans import bio_spans, word_span, words_with_offsets  # noqa: F401  (bio_spans, words_with_offsets: re-exported)
 from .store import ModelStore
 
 log = logging.getLogger(__name__)
 
-# Tweet-style word split like the training data: mentions, URLs, words, single punctuation.
-WORD = re.compile(r"@\w+|https?://\S+|\w+(?:'\w+)?|[^\w\s]", re.UNICODE)
 MAX_ENTITIES_PER_POST = 8  # ordered pairs grow quadratically
 
 
@@ -47,30 +47,9 @@ class _Models:
     version: str
 
 
-def words_with_offsets(text: str) -> list[tuple[str, int, int]]:
-    return [(m.group(), m.start(), m.end()) for m in WORD.finditer(text)]
-
-
-def bio_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
-    """[start, end) word spans with their type from BIO tags."""
-    spans, start, etype = [], None, None
-    for i, tag in enumerate(list(tags) + ["O"]):
-        if start is not None and (tag == "O" or tag.startswith("B-") or tag[2:] != etype):
-            spans.append((start, i, etype))
-            start = etype = None
-        if tag.startswith("B-") or (tag.startswith("I-") and start is None):
-            start, etype = i, tag[2:]
-    return spans
-
-
 def given_spans(words: Sequence[tuple[str, int, int]], entities) -> list[tuple[int, int, EntityMention]]:
     """Word spans of given character-span entities (words overlapping the span)."""
-    out = []
-    for ent in entities:
-        idx = [i for i, (_, c0, c1) in enumerate(words) if c0 < ent.end and c1 > ent.start]
-        if idx:
-            out.append((idx[0], idx[-1] + 1, ent))
-    return out
+    return [(*span, ent) for ent in entities if (span := word_span(words, ent.start, ent.end)) is not None]
 
 
 def tagged_spans(text: str, words, tags, confs) -> list[tuple[int, int, EntityMention]]:
@@ -103,7 +82,7 @@ class MultimodalExtractor(Extractor):
         return self._models.version
 
     def _pointers(self) -> tuple[str | None, str | None]:
-        return self.store.current_version("mner"), self.store.current_version("mre")
+        return self.store.current_version(MNER.name), self.store.current_version(MRE.name)
 
     def _load(self) -> _Models:
         mner_v, mre_v = self._pointers()
@@ -111,12 +90,12 @@ class MultimodalExtractor(Extractor):
             raise FileNotFoundError(f"no current mre model in {self.store.root} (train with `mkg train`)")
         mner = mner_task = None
         if mner_v is not None:
-            mner, mner_task, _ = self.store.load("mner", mner_v, self.device)
+            mner, mner_task, _ = self.store.load(MNER.name, mner_v, self.device)
             merge_lora(mner)
         else:
             log.warning("no current mner model: only posts that carry entity annotations get entities",
                         extra={"models_dir": str(self.store.root)})
-        mre, mre_task, _ = self.store.load("mre", mre_v, self.device)
+        mre, mre_task, _ = self.store.load(MRE.name, mre_v, self.device)
         merge_lora(mre)  # inference only: adapter versions run as fast as full ones
         return _Models(mner, mner_task, mre, mre_task, f"{mner_v}+{mre_v}")
 
@@ -125,7 +104,7 @@ class MultimodalExtractor(Extractor):
         rels = {relation_type_of(label) for label in m.mre.labels if label != NO_RELATION}
         ents = {t for label in m.mre.labels for t in (implied_types(label) or ())}
         if m.mner is not None:
-            ents |= {tag[2:] for tag in m.mner.tags if tag != "O"}
+            ents |= MNER.classes_of(m.mner.tags)
         return ents, rels
 
     def refresh(self) -> bool:
@@ -216,7 +195,7 @@ class MultimodalExtractor(Extractor):
         emissions = m.mner(batch)
         paths = m.mner.crf.decode(emissions.float(), mask=batch.word_mask)
         conf = m.mner.marginal_confidence(emissions.float()).cpu().tolist()
-        tags = [[m.mner.tags[i] for i in p] + ["O"] * (len(s) - len(p)) for p, s in zip(paths, sentences)]
+        tags = [[m.mner.tags[i] for i in p] + [OUTSIDE] * (len(s) - len(p)) for p, s in zip(paths, sentences)]
         return tags, [c + [1.0] * (len(s) - len(c)) for c, s in zip(conf, sentences)]
 
     def _relate(self, m: _Models, examples: list[REExample], refs, pixels, has_image):

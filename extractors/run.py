@@ -5,11 +5,10 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from .datasets import read_conll, read_re
 from .encoders import EncoderSpec, build_encoder
+from .kinds import MNER, get_kind
 from .metrics import ner_entity_prf, ner_per_type
 from .store import ModelStore, data_fingerprint
-from .tasks import NERTask, RETask
 from .training import TrainConfig, fit, seed_everything
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ def split_file(data: str | Path, split: str) -> Path:
 
 
 def read_examples(kind: str, path: Path, limit: int | None = None) -> list:
-    examples = read_re(path) if kind == "mre" else read_conll(path)
+    examples = get_kind(kind).read(path)
     return examples[:limit] if limit else examples
 
 
@@ -52,7 +51,7 @@ def train(kind: str, data: str | Path, store_root: str | Path, cfg: TrainConfig,
     val_ex = read_examples(kind, val_path, limit // 4 if limit else None)
     seed_everything(cfg.seed)  # the new layers' initial weights come from the seed, not from the process
     encoder, tokenizer = build_encoder(spec)
-    task = RETask(tokenizer) if kind == "mre" else NERTask(tokenizer)
+    task = get_kind(kind).task(tokenizer)
     model = task.build(encoder, task.labels_from(train_ex), image_gate=cfg.image_gate)
     if cfg.peft == "lora":
         from .adapters import LoraSpec, add_lora
@@ -126,7 +125,7 @@ def evaluate_spacy_ner(data: str | Path, limit: int | None = None) -> dict:
     from .spacy_ner import SpacyExtractor
 
     path = split_file(data, "test")
-    examples = read_examples("mner", path, limit)
+    examples = read_examples(MNER.name, path, limit)
     pred = SpacyExtractor().bio_tags([e.tokens for e in examples])
     gold = [e.tags for e in examples]
     return {"model": "spacy en_core_web_sm 3.8", "data": str(path), "examples": len(examples),

@@ -23,12 +23,13 @@ import os
 import shutil
 from pathlib import Path
 
-from .store import KINDS, SHIPPED_DIR, ModelStore
+from .kinds import KINDS, MNER, MRE
+from .store import SHIPPED_DIR, ModelStore
 
 # The recipes the shipped versions were trained with (BENCHMARKS.md, "Shipped extractors").
 RECIPES = {
-    "mner": {"data": "twitter2017", "epochs": 6, "lr": 1e-3, "head_lr": 1e-3, "lora_r": 16},
-    "mre": {"data": "mnre", "epochs": 5, "lr": 1e-3, "head_lr": 1e-3, "lora_r": 16},
+    MNER.name: {"data": MNER.dataset, "epochs": 6, "lr": 1e-3, "head_lr": 1e-3, "lora_r": 16},
+    MRE.name: {"data": MRE.dataset, "epochs": 5, "lr": 1e-3, "head_lr": 1e-3, "lora_r": 16},
 }
 # the image-gate stage: only the gate trains (every other weight unchanged)
 GATE_RECIPE = {"epochs": 1, "head_lr": 5e-3, "image_augment": 0.5}

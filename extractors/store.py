@@ -1,10 +1,17 @@
 """Versioned model artifacts with an atomically switched ``current`` pointer.
 
 Layout: ``ROOT/<kind>/versions/<version>/{weights.safetensors, config.json,
-metrics.json}`` and ``ROOT/<kind>/current`` (a one-line file naming the
+metrics.json, ...}`` and ``ROOT/<kind>/current`` (a one-line file naming the
 version, replaced with ``os.replace`` so a reader sees the old or the new
 version, never half of one). Workers poll :meth:`ModelStore.current_version`
 between batches to hot-reload.
+
+A version is published in one step: every file of it (weights, config,
+metrics and whatever its producer keeps beside them, such as continual
+learning's rehearsal memory) is written into a hidden temporary folder,
+which one ``os.replace`` then renames to the version's name. A crash at any
+point leaves either no version or a complete one; promotion is a second
+``os.replace``, of the ``current`` pointer, after it.
 
 A version is either *full* (every weight, encoders included) or an *adapter*
 version (``config["peft"]``, see :mod:`extractors.adapters`): LoRA weights and
@@ -22,14 +29,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping, Union
 
 from .encoders import EncoderSpec, build_encoder
+from .kinds import KINDS, get_kind
 
-KINDS = ("mre", "mner")
+# What a version may carry beside its weights: raw bytes, text, or JSON-able data (written as JSON).
+ExtraFile = Union[bytes, str, dict, list]
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 
 
@@ -53,13 +63,17 @@ class ModelStore:
         self.fallback = ModelStore(fallback) if fallback is not None and fallback.resolve() != self.root.resolve() else None
 
     def _kind_dir(self, kind: str) -> Path:
-        if kind not in self.kinds:
-            raise ValueError(f"unknown model kind {kind!r}; expected one of {self.kinds}")
-        return self.root / kind
+        if self.kinds != KINDS:  # a store of other artifacts (the completion store)
+            if kind not in self.kinds:
+                raise ValueError(f"unknown model kind {kind!r}; expected one of {self.kinds}")
+            return self.root / kind
+        return self.root / get_kind(kind).name
 
     def _own_versions(self, kind: str) -> list[str]:
+        """Published versions; a hidden folder is one still being written (or left by a crash)."""
         d = self._kind_dir(kind) / "versions"
-        return sorted(p.name for p in d.iterdir() if (p / "config.json").exists()) if d.exists() else []
+        return sorted(p.name for p in d.iterdir()
+                      if not p.name.startswith(".") and (p / "config.json").exists()) if d.exists() else []
 
     def versions(self, kind: str) -> list[str]:
         """This store's versions and, with a fallback, the shipped ones."""
@@ -71,9 +85,14 @@ class ModelStore:
             and version in self.fallback.versions(kind)
 
     def save(self, kind: str, model, spec: EncoderSpec, *, metrics: dict, fingerprint: str,
-             train_config: dict | None = None, parent: str | None = None, save_dtype: str = "float32") -> str:
+             train_config: dict | None = None, parent: str | None = None, save_dtype: str = "float32",
+             files: Mapping[str, ExtraFile] | None = None) -> str:
         """Save a new version: every weight, or for a LoRA model only what training changed
-        (``save_dtype="float16"`` halves that again; it is upcast at load)."""
+        (``save_dtype="float16"`` halves that again; it is upcast at load).
+
+        ``files``: more files of the version (name -> bytes, text or JSON-able data), written
+        with the rest before the version becomes visible, so no reader ever sees it without them.
+        """
         import torch
         from safetensors.torch import save_file
 
@@ -81,17 +100,22 @@ class ModelStore:
 
         if save_dtype not in ("float32", "float16"):
             raise ValueError(f"save_dtype must be float32 or float16, not {save_dtype!r}")
+        files = dict(files or {})
+        reserved = {"weights.safetensors", "config.json", "metrics.json"} & set(files)
+        if reserved or any(not name or "/" in name or name.startswith(".") for name in files):
+            raise ValueError(f"extra files must be plain names other than the store's own: {sorted(files)}")
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         version = f"{kind}-{stamp}-{fingerprint[:8]}"
         final = self._kind_dir(kind) / "versions" / version
-        tmp = final.with_name(version + ".tmp")
-        tmp.mkdir(parents=True, exist_ok=False)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=final.parent))
+        tmp.chmod(0o755)  # mkdtemp's 0700 would follow the version after the rename
         enc = model.encoder
         adapter = has_lora(model)
         dtype = torch.float16 if save_dtype == "float16" else None
         state, meta = compact(trained_state(model) if adapter else model.state_dict(), dtype)
         save_file(state, str(tmp / "weights.safetensors"), metadata=meta)
-        labels = model.labels if kind == "mre" else model.tags
+        labels = get_kind(kind).labels(model)
         config = {"kind": kind, "version": version, "labels": labels, "encoder": asdict(spec),
                   "n_interact": enc.n_interact, "max_text_len": enc.max_text_len,
                   "shared_key_mode": enc.shared_key_mode, "created_at": stamp, "data_fingerprint": fingerprint,
@@ -102,7 +126,13 @@ class ModelStore:
             config["base_encoders"] = base_checksums(enc, spec)
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        os.replace(tmp, final)
+        for name, content in files.items():
+            if isinstance(content, bytes):
+                (tmp / name).write_bytes(content)
+            else:
+                (tmp / name).write_text(content if isinstance(content, str)
+                                        else json.dumps(content, indent=1, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, final)  # the one step that publishes the version, with all its files
         return version
 
     def promote(self, kind: str, version: str) -> None:
@@ -165,8 +195,6 @@ class ModelStore:
         """(model, task, config) for ``version`` (default: current)."""
         from safetensors.torch import load_file
 
-        from .tasks import NERTask, RETask
-
         from safetensors import safe_open
 
         from .adapters import LoraSpec, add_lora, expand, is_base_key, verify_base
@@ -183,7 +211,7 @@ class ModelStore:
         if adapter:
             verify_base(encoder, spec, cfg.get("base_encoders", {}), f"{kind} version {version}")
             add_lora(encoder, LoraSpec.from_dict(cfg["peft"]))
-        task = RETask(tokenizer) if kind == "mre" else NERTask(tokenizer)
+        task = get_kind(kind).task(tokenizer)
         model = task.build(encoder, cfg["labels"], image_gate=cfg.get("image_gate", False))
         path = str(self.version_dir(kind, version) / "weights.safetensors")
         with safe_open(path, "pt") as fh:

@@ -12,9 +12,10 @@ from typing import Iterator, Sequence
 
 import torch
 
-from .datasets import NERExample, REExample, entity_types, relation_labels
+from .datasets import OUTSIDE, NERExample, REExample, bio_labels, entity_types, relation_labels
 from .features import attach_images, encode_ner, encode_re, register_markers
-from .metrics import ner_entity_prf, ner_per_type, re_micro_prf, re_per_relation
+from .kinds import MNER, MRE, get_kind
+from .metrics import ner_entity_prf, re_micro_prf
 from .models import MNERModel, MREModel
 
 
@@ -31,7 +32,7 @@ def chunks(examples: Sequence, batch_size: int, shuffle: bool, rng: random.Rando
 class RETask:
     tokenizer: object
     max_len: int = 128
-    kind: str = "mre"
+    kind: str = MRE.name
 
     def __post_init__(self) -> None:
         register_markers(self.tokenizer)
@@ -65,14 +66,28 @@ class RETask:
             confs += conf.tolist()
         return labels, confs
 
+    def gold(self, examples: Sequence[REExample]) -> list[str]:
+        return [ex.relation for ex in examples]
+
+    def predict_examples(self, model: MREModel, examples: Sequence[REExample], device: str = "cpu") -> list[str]:
+        """Predicted labels of ``examples`` (what :meth:`gold` gives for the truth)."""
+        return self.predict(model, examples, device=device)[0]
+
+    @torch.no_grad()
+    def pooled_features(self, model: MREModel, examples: Sequence[REExample], device: str = "cpu") -> torch.Tensor:
+        """One vector per example: the classifier's text input ``[h_CLS ; h_head ; h_tail]``."""
+        batch = encode_re(self.tokenizer, examples, None, self.max_len).to(device)
+        return model.representations(batch)[0].float().cpu()
+
     def evaluate(self, model: MREModel, examples: Sequence[REExample], device: str = "cpu",
                  per_class: bool = False, images: Sequence | None = None) -> dict:
         """Micro P/R/F1 excluding ``None``; ``per_class`` adds ``per_relation`` (P/R/F1, support)."""
         pred, _ = self.predict(model, examples, device=device, images=images)
-        gold = [ex.relation for ex in examples]
+        gold = self.gold(examples)
         out = re_micro_prf(gold, pred)
         if per_class:
-            out["per_relation"] = re_per_relation(gold, pred)
+            kind = get_kind(self.kind)
+            out[kind.per_class_key] = kind.per_class(gold, pred)
         return out
 
 
@@ -80,11 +95,10 @@ class RETask:
 class NERTask:
     tokenizer: object
     max_len: int = 128
-    kind: str = "mner"
+    kind: str = MNER.name
 
     def labels_from(self, examples: Sequence[NERExample]) -> list[str]:
-        types = entity_types(list(examples))
-        return ["O", *[f"{p}-{t}" for t in types for p in ("B", "I")]]
+        return [OUTSIDE, *bio_labels(entity_types(list(examples)))]
 
     def build(self, encoder, labels: list[str], image_gate: bool = False) -> MNERModel:
         return MNERModel(encoder, labels, image_gate=image_gate)
@@ -108,15 +122,31 @@ class NERTask:
                 batch = attach_images(batch, images[i:i + batch_size])
             batch = batch.to(device)
             for sent, path in zip(chunk, model.decode(batch)):
-                out.append(path + ["O"] * (len(sent) - len(path)))  # truncated words: O
+                out.append(path + [OUTSIDE] * (len(sent) - len(path)))  # truncated words: O
         return out
+
+    def gold(self, examples: Sequence[NERExample]) -> list[list[str]]:
+        return [list(e.tags) for e in examples]
+
+    def predict_examples(self, model: MNERModel, examples: Sequence[NERExample], device: str = "cpu") -> list[list[str]]:
+        """Predicted tags of ``examples`` (what :meth:`gold` gives for the truth)."""
+        return self.predict(model, [e.tokens for e in examples], device=device)
+
+    @torch.no_grad()
+    def pooled_features(self, model: MNERModel, examples: Sequence[NERExample], device: str = "cpu") -> torch.Tensor:
+        """One vector per sentence: the mean of its word features."""
+        batch = encode_ner(self.tokenizer, [e.tokens for e in examples], None, None, self.max_len).to(device)
+        h_words = model.word_features(batch)[0].float()
+        m = batch.word_mask.unsqueeze(-1).float()
+        return ((h_words * m).sum(1) / m.sum(1).clamp(min=1)).cpu()
 
     def evaluate(self, model: MNERModel, examples: Sequence[NERExample], device: str = "cpu",
                  per_class: bool = False, images: Sequence | None = None) -> dict:
         """Entity-level P/R/F1; ``per_class`` adds ``per_type`` (P/R/F1, support)."""
         pred = self.predict(model, [e.tokens for e in examples], device=device, images=images)
-        gold = [e.tags for e in examples]
+        gold = self.gold(examples)
         out = ner_entity_prf(gold, pred)
         if per_class:
-            out["per_type"] = ner_per_type(gold, pred)
+            kind = get_kind(self.kind)
+            out[kind.per_class_key] = kind.per_class(gold, pred)
         return out

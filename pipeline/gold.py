@@ -12,19 +12,12 @@ import ast
 from pathlib import Path
 
 from extractors.base import EntityMention, Extraction, RelationMention
+from extractors.spans import joined_tokens
 from extractors.schema import NO_RELATION, implied_types, relation_type_of
 
 from .post import Post
 
 GOLD_VERSION = "gold@annotations"
-
-
-def _char_spans(tokens: list[str]) -> list[tuple[int, int]]:
-    spans, pos = [], 0
-    for tok in tokens:
-        spans.append((pos, pos + len(tok)))
-        pos += len(tok) + 1
-    return spans
 
 
 def mnre_annotated_posts(path: str | Path, limit: int | None = None) -> list[dict]:
@@ -48,7 +41,7 @@ def mnre_annotated_posts(path: str | Path, limit: int | None = None) -> list[dic
         if types is None:
             continue
         ann = by_text[text]["annotations"]
-        spans = _char_spans(ex["token"])
+        spans = joined_tokens(ex["token"])[1]
         ids = []
         for side, etype in zip(("h", "t"), types):
             start_tok, end_tok = ex[side]["pos"]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from extractors.base import EntityMention, Extraction, UncertainPair, UncertainSpan
+from extractors.spans import word_span
 from mkg_common.clock import utc_iso, utc_now
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,7 @@ class Observation:
 
 
 def _word_span(words: list[tuple[str, int, int]], m: EntityMention) -> tuple[int, int] | None:
-    idx = [i for i, (_, c0, c1) in enumerate(words) if c0 < m.end and c1 > m.start]
-    return (idx[0], idx[-1] + 1) if idx else None
+    return word_span(words, m.start, m.end)
 
 
 def observations_of(post_id: str, post_time: str, text: str, extraction: Extraction, model_version: str,
@@ -90,7 +90,7 @@ def observations_of(post_id: str, post_time: str, text: str, extraction: Extract
     """The extraction's uncertain pairs and spans as observations (words from the shared split)."""
     if not extraction.uncertain:
         return []
-    from extractors.multimodal import words_with_offsets
+    from extractors.spans import words_with_offsets
 
     words = words_with_offsets(text)
     tokens = tuple(w for w, _, _ in words)

@@ -59,3 +59,15 @@ def test_a_continual_update_from_the_shipped_adapter_version_saves_an_adapter_ve
     model, _, _ = models.load("mre", version)
     assert has_lora(model) and set(model.labels) == set(TASK0) | TASK1
     assert (short_tmp / "models" / "mre" / "versions" / version / "weights.safetensors").stat().st_size < 15e6
+    # published with what the next update resumes from, and scored per relation as `mkg evaluate` does
+    folder = models.version_dir("mre", version)
+    assert (folder / "memory.json").exists() and (folder / "continual.json").exists()
+    per_class = report["per_relation"]
+    assert per_class == models.metrics("mre", version)["per_relation"] and set(per_class) <= set(TASK0[1:]) | TASK1
+    assert isinstance(report["per_relation_before"], dict)  # the shipped version, scored on the same examples
+    correct = sum(s["recall"] * s["support"] / 100 for s in per_class.values())
+    predicted = sum(s["predicted"] for s in per_class.values())
+    actual = sum(s["support"] for s in per_class.values())
+    p, r = 100 * correct / max(predicted, 1), 100 * correct / max(actual, 1)
+    micro_f1 = 2 * p * r / (p + r) if p + r else 0.0
+    torch.testing.assert_close(micro_f1, report["A"], rtol=1e-4, atol=1e-4)  # the classes add up to the headline

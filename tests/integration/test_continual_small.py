@@ -120,3 +120,16 @@ def test_imner_two_tasks_grow_the_crf(tmp_path):
     assert rewc["tasks"][0]["ewc_penalty"] is None and rewc["tasks"][1]["ewc_penalty"] > 0.0
     assert mspt["tasks"][0]["relabelled_spans"] == 0 and rewc["tasks"][1]["relabelled_spans"] == 0
     assert mspt["tasks"][1]["adjustment"] is None  # MNER: relabelling, not logit adjustment
+
+
+def test_each_task_record_has_per_class_scores_that_add_up_to_a(small_run):
+    result, _ = small_run
+    for name, r in result["methods"].items():
+        for t in r["tasks"]:
+            seen = {c for s in result["stream"][: t["task"] + 1] for c in s["new_classes"]}
+            per_class = t["per_class"]
+            assert set(per_class) <= set(r["labels"][1:]) and seen <= set(per_class), (name, t["task"])
+            correct = sum(s["recall"] * s["support"] / 100 for s in per_class.values())
+            p = 100 * correct / max(sum(s["predicted"] for s in per_class.values()), 1)
+            rec = 100 * correct / max(sum(s["support"] for s in per_class.values()), 1)
+            assert abs((2 * p * rec / (p + rec) if p + rec else 0.0) - t["A"]) < 1e-6, (name, t["task"])
