@@ -12,7 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-from .catalog import ADDABLE, COMPONENTS, DEFAULT_METHODS as _DEFAULTS, METHODS
+from extractors.kinds import MNER, MRE, get_kind
+
+from .catalog import ADDABLE, COMPONENTS, METHODS, PAPER_DEFAULTS
+from .catalog import DEFAULT_METHODS as _DEFAULTS
 from .streams import DEFAULT_DATA, IMNER_ORDERS, IMRE_SPLITS
 
 DEFAULT_METHODS = ",".join(_DEFAULTS)
@@ -23,15 +26,20 @@ METHODS_HELP = (f"comma-separated methods (default {DEFAULT_METHODS}): {', '.joi
                 f"<baseline>+<{'|'.join(ADDABLE)}>, e.g. replay+relabel, replay_ewc+balance")
 
 
+# the option that picks a benchmark's variant, per kind: flag, choices, default, help
+VARIANT_OPTION = {
+    MRE.name: ("--split", IMRE_SPLITS, "sep10",
+               "IMRE split: sep10 (10 tasks, 2 new relations each) or sep5 (5 tasks, 4 each)"),
+    MNER.name: ("--order", sorted(IMNER_ORDERS), "PLOM",
+                "IMNER task order: PLOM (PER, LOC, ORG, MISC) or POLM (PER, ORG, LOC, MISC)"),
+}
+
+
 def add_benchmark_options(p: argparse.ArgumentParser, kind: str) -> None:
     """Options shared by ``mkg benchmark imre|imner`` and ``python -m benchmarks.continual``."""
-    if kind == "mre":
-        p.add_argument("--split", choices=IMRE_SPLITS, default="sep10",
-                       help="IMRE split: sep10 (10 tasks, 2 new relations each) or sep5 (5 tasks, 4 each)")
-    else:
-        p.add_argument("--order", choices=sorted(IMNER_ORDERS), default="PLOM",
-                       help="IMNER task order: PLOM (PER, LOC, ORG, MISC) or POLM (PER, ORG, LOC, MISC)")
-    lr, alpha, lam = ("1e-5", "0.1", "1") if kind == "mre" else ("3e-5", "0.3", "0.1")
+    flag, choices, default, text = VARIANT_OPTION[kind]
+    p.add_argument(flag, choices=choices, default=default, help=text)
+    lr, alpha, lam = (PAPER_DEFAULTS[kind][k] for k in ("lr", "alpha", "lam"))
     p.add_argument("--methods", default=DEFAULT_METHODS, help=METHODS_HELP)
     p.add_argument("--tasks", type=int, metavar="N", help="run only the first N tasks")
     p.add_argument("--limit", type=int, metavar="N",
@@ -63,8 +71,8 @@ def add_benchmark_options(p: argparse.ArgumentParser, kind: str) -> None:
 def config_from_args(args, kind: str):
     from .benchmark import BenchmarkConfig
 
-    variant = args.split if kind == "mre" else args.order
-    name = f"imre-{variant}" if kind == "mre" else f"imner-{variant}"
+    variant = getattr(args, VARIANT_OPTION[kind][0].lstrip("-"))
+    name = f"{get_kind(kind).benchmark}-{variant}"
     return BenchmarkConfig(
         kind=kind, variant=variant, methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         n_tasks=args.tasks, limit=args.limit, test_limit=args.test_limit, epochs=args.epochs,
@@ -93,13 +101,13 @@ def add_benchmark_parser(subparsers) -> argparse.ArgumentParser:
                           description="Class-incremental multimodal relation extraction. Metric: micro-F1 without "
                                       "None. Example: mkg benchmark imre --split sep10 --methods mspt,replay "
                                       "--tasks 2 --limit 150 --epochs 1")
-    add_benchmark_options(imre, "mre")
-    imre.set_defaults(func=cmd_benchmark, benchmark_kind="mre")
+    add_benchmark_options(imre, MRE.name)
+    imre.set_defaults(func=cmd_benchmark, benchmark_kind=MRE.name)
     imner = sub.add_parser("imner", help="IMNER: entity types arrive task by task (Twitter-2017, PLOM/POLM)",
                            description="Class-incremental multimodal NER. Metric: entity-level F1. Example: "
                                        "mkg benchmark imner --order PLOM --methods mspt,finetune --limit 200")
-    add_benchmark_options(imner, "mner")
-    imner.set_defaults(func=cmd_benchmark, benchmark_kind="mner")
+    add_benchmark_options(imner, MNER.name)
+    imner.set_defaults(func=cmd_benchmark, benchmark_kind=MNER.name)
     compare = sub.add_parser(
         "compare", help="join results of separate runs (methods, seeds) of one setting into one table and plot",
         description="Put the results of runs made separately (one method or seed per process) side by side: "

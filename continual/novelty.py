@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from time import monotonic
 
 from extractors.kinds import get_kind
-from extractors.schema import relation_type_of
 from extractors.store import ModelStore
 from graph_store.base import GraphStore
 from graph_store.schema import IDENTIFIER
@@ -60,7 +59,7 @@ def known_classes(models: ModelStore, kind: str) -> set[str]:
 
 
 def graph_type(kind: str, name: str) -> str:
-    return relation_type_of(name) if kind == "mre" else name
+    return get_kind(kind).graph_name(name)
 
 
 def ingest_labelled(source: Source, dead_letters: DeadLetterSink, store: LabelledStore, batch_size: int,

@@ -57,6 +57,10 @@ class TaskKind(ABC):
         """The model's output labels, in output order."""
         return list(getattr(model, self.label_attr))
 
+    def graph_name(self, class_name: str) -> str:
+        """How a class of this kind is named in the graph (a relationship type or an entity label)."""
+        return class_name
+
     @abstractmethod
     def grow(self, model, labels: Sequence[str]) -> None:
         """Add output labels to ``model`` (old outputs keep their weights)."""
@@ -149,6 +153,11 @@ class RelationKind(TaskKind):
         from .metrics import re_micro_prf
 
         return float(re_micro_prf(gold, pred, self.no_label)["f1"])
+
+    def graph_name(self, class_name: str) -> str:
+        from .schema import relation_type_of
+
+        return relation_type_of(class_name)
 
     def per_class(self, gold: Sequence[str], pred: Sequence[str]) -> dict[str, dict[str, float]]:
         from .metrics import re_per_relation

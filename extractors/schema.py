@@ -9,6 +9,8 @@ checks that keep unsafe names out of Cypher, are the graph's business:
 """
 from __future__ import annotations
 
+from .datasets import NO_RELATION  # noqa: F401  (re-exported: the "no relation" label lives beside the readers)
+
 
 # MNRE relation names (see ../shared/data/README.md) -> graph relationship type.
 MNRE_RELATIONS: tuple[str, ...] = (
@@ -19,7 +21,6 @@ MNRE_RELATIONS: tuple[str, ...] = (
     "/loc/loc/contain", "/per/misc/present_in", "/per/misc/awarded", "/per/misc/race",
     "/per/misc/religion", "/per/misc/nationality", "/misc/misc/part_of", "/misc/loc/held_on",
 )
-NO_RELATION = "None"
 
 
 def relation_type_of(name: str) -> str:

@@ -11,6 +11,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from extractors.kinds import KINDS, MNER
+
 from .config import SAMPLE_IMAGES, SAMPLE_STREAM, Config, ConfigError, load_config
 from .logs import setup_logging
 
@@ -86,7 +88,7 @@ def _extractor_versions(extractor) -> list[str]:
     if store is None:
         return []
     out = []
-    for kind in ("mner", "mre"):
+    for kind in KINDS:
         version = store.current_version(kind)
         if version is not None:
             out.append(f"{kind}: {version} ({store.origin(kind, version)})")
@@ -217,7 +219,7 @@ def cmd_evaluate(args) -> int:
 
     setup_logging("WARNING", "text")
     if args.spacy:
-        if args.kind != "mner":
+        if args.kind != MNER.name:
             raise SystemExit("mkg: --spacy evaluates spaCy's NER; use it with 'mner'")
         result = evaluate_spacy_ner(args.data, args.limit)
     else:
@@ -422,7 +424,7 @@ def _add_train(sub) -> None:
                                    "in the model store, and with --promote makes it the current model. CPU by "
                                    "default; CUDA with bf16 autocast when available. Checkpoints every epoch "
                                    "(--resume continues).")
-    p.add_argument("kind", choices=["mre", "mner"])
+    p.add_argument("kind", choices=list(KINDS))
     p.add_argument("--data", required=True, help="folder with train/val files (e.g. ../shared/data/mnre)")
     p.add_argument("--models", help=MODELS_HELP)
     p.add_argument("--config", help=CONFIG_HELP)
@@ -462,7 +464,7 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score an extractor on a test split (P/R/F1)",
                        description="MRE: micro P/R/F1 over relations excluding None (the literature's metric). "
                                    "MNER: entity-level P/R/F1 (seqeval). --spacy scores spaCy's NER instead.")
-    p.add_argument("kind", choices=["mre", "mner"])
+    p.add_argument("kind", choices=list(KINDS))
     p.add_argument("--data", required=True, help="test file, or a folder with the test split")
     p.add_argument("--models", help=MODELS_HELP)
     p.add_argument("--config", help=CONFIG_HELP)
@@ -490,7 +492,7 @@ def _add_models(sub) -> None:
     m.add_argument("--json", action="store_true", help="JSON instead of a table")
     m = msub.add_parser("promote", parents=[store_arg],
                         help="make a version (trained, continual or shipped) the current one")
-    m.add_argument("kind", choices=["mre", "mner"])
+    m.add_argument("kind", choices=list(KINDS))
     m.add_argument("version")
     p.set_defaults(func=cmd_models)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from extractors.base import Extractor
+from extractors.kinds import KINDS
 from graph_store.base import GraphStore
 
 from .config import Config
@@ -41,7 +42,7 @@ def make_extractor(cfg: Config) -> Extractor:
         # auto: a kind with no promoted version in the store uses the version shipped in the package
         shipped = ex.kind == "auto"
         store = ModelStore(ex.models_dir, shipped=shipped)
-        ready = store.current_version("mner") and store.current_version("mre")
+        ready = all(store.current_version(kind) for kind in KINDS)
         if ready or ex.kind == "multimodal":
             from extractors.multimodal import MultimodalExtractor
 

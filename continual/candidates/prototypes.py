@@ -5,6 +5,7 @@ import hashlib
 
 import numpy as np
 
+from extractors.kinds import MNER, MRE
 from extractors.schema import NO_RELATION
 
 from ..labelled import LabelledStore
@@ -28,12 +29,12 @@ def known_prototypes(store: LabelledStore | None, kind: str, embed: EmbedFn, per
         return {}
     texts: dict[str, list[tuple[str, str]]] = {}
     if kind == RELATION:
-        for ex in store.all("mre"):
+        for ex in store.all(MRE.name):
             rel = ex.data["relation"]
             if rel != NO_RELATION:
                 texts.setdefault(rel, []).append((ex.key, pair_text(ex.data["tokens"], ex.data["head"], ex.data["tail"])))
     else:
-        for ex in store.all("mner"):
+        for ex in store.all(MNER.name):
             for start, end, etype in _spans_of_tags(ex.data["tags"]):
                 texts.setdefault(etype, []).append((f"{ex.key}|{start}", span_text(ex.data["tokens"], (start, end))))
     out = {}

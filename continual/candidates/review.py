@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from extractors.kinds import MNER, MRE
 from extractors.schema import NO_RELATION, implied_types, relation_type_of
 from graph_store.schema import is_identifier
 from graph_store.base import GraphStore
@@ -44,7 +45,7 @@ def examples_of(cand: StoredCandidate, name: str, val_fraction: float) -> list[L
         split = split_of(m["post_id"], val_fraction)
         if cand.kind == RELATION:
             head_type, tail_type = implied_types(name) or (m["head_type"], m["tail_type"])
-            out.append(LabelledExample("mre", f"{m['post_id']}|{cand.id}|{m['head'][0]}-{m['head'][1]}|"
+            out.append(LabelledExample(MRE.name, f"{m['post_id']}|{cand.id}|{m['head'][0]}-{m['head'][1]}|"
                                               f"{m['tail'][0]}-{m['tail'][1]}", m["post_id"], m["post_time"], split,
                                        {"tokens": m["tokens"], "head": m["head"], "tail": m["tail"], "relation": name,
                                         "head_type": head_type, "tail_type": tail_type, "image_id": ""}))
@@ -54,7 +55,7 @@ def examples_of(cand: StoredCandidate, name: str, val_fraction: float) -> list[L
             spans = [(s, e, t) for s, e, t in m["entities"] if e <= start or s >= end] + [(start, end, name)]
             for s, e, t in sorted(spans):  # the post's other entities keep their predicted types
                 tags[s:e] = [f"B-{t}"] + [f"I-{t}"] * (e - s - 1)
-            out.append(LabelledExample("mner", f"{m['post_id']}|{cand.id}|{start}-{end}", m["post_id"], m["post_time"],
+            out.append(LabelledExample(MNER.name, f"{m['post_id']}|{cand.id}|{start}-{end}", m["post_id"], m["post_time"],
                                        split, {"tokens": m["tokens"], "tags": tags, "image_id": ""}))
     return out
 
