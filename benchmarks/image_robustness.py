@@ -66,7 +66,7 @@ def measure(kind: str, models: Path, limit: int | None) -> dict:
     merge_lora(model)
     examples = read_examples(kind, split_file(SHARED_DATA / get_kind(kind).dataset, "test"))[:limit]
     out: dict = {"version": version, "examples": len(examples)}
-    gate = model.head.gate
+    gate = model.image_gate
     out["image_gate"] = gate is not None
     for condition in CONDITIONS:
         lambdas: list[torch.Tensor] = []
@@ -78,8 +78,9 @@ def measure(kind: str, models: Path, limit: int | None) -> dict:
         out[condition]["seconds"] = round(time.perf_counter() - start, 1)
         if hook is not None:
             hook.remove()
-            # per row for MRE; per word position for MNER (padding positions included)
-            out[condition]["mean_lambda"] = round(float(torch.cat(lambdas).mean()), 4)
+            # one lambda per row (entity pair) for MRE, per post for MNER
+            # None without pictures: the gate then has nothing to weigh (every row is the no-image state)
+            out[condition]["mean_lambda"] = round(float(torch.cat(lambdas).mean()), 4) if lambdas else None
         print(kind, condition, out[condition], flush=True)
     for condition in CONDITIONS[1:]:
         out[condition]["f1_change"] = round(out[condition]["f1"] - out["no_image"]["f1"], 2)

@@ -178,6 +178,21 @@ class DualStreamEncoder(nn.Module):
         x = out.LayerNorm(out.dropout(out.dense(layer_mod.intermediate(h))) + h)
         return x, probs
 
+    def no_image_state(self) -> torch.Tensor:
+        """[1, D]: the vision stream's final CLS state for a post without a picture.
+
+        The vision stream reads no text, so this is the same for every such post
+        (it depends on the weights only): what a model trained on text-only data
+        has always seen in place of a picture. :class:`extractors.models.ImageGate`
+        mixes a picture's state with it.
+        """
+        v, v_mask = self._vision_input(None, torch.zeros(1, dtype=torch.bool, device=self.no_image.device), 1)
+        blocks = list(self.vision.blocks)
+        first = len(blocks) - self.n_interact
+        for i, block in enumerate(blocks):
+            v, _ = self._vit_block(block, v, v_mask, i - first if i >= first else None)
+        return self.vision.norm(v)[:, 0]
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 pixels: torch.Tensor | None = None, has_image: torch.Tensor | None = None,
                 image_index: torch.Tensor | None = None) -> StreamOutput:

@@ -17,18 +17,20 @@ from .fusion import DualStreamEncoder, StreamOutput
 
 
 class ImageGate(nn.Module):
-    """How much the picture may say: lambda = sigmoid(U h_text + V h_image + b) in (0, 1).
+    """How much of the picture a post's vision state keeps (FocalMRE's gate).
 
-    FocalMRE's gate (lambda = sigmoid(U h_t + V h_v), h = (1 - lambda) h_t +
-    lambda h_v) mixes two vectors of one width; here the classifier is split
-    into a text and a vision half of different widths, so the gate scales the
-    vision half's logits: ``W_t h_t + lambda W_v h_v``. One lambda per row (per
-    word for MNER), read from both modalities, so an unrelated picture can be
-    turned down while the learned no-image tokens keep their say.
+    lambda = sigmoid(U h_text + V h_image + b) per post, and the vision state
+    the classifier reads is ``lambda h_image + (1 - lambda) h_none``, where
+    ``h_none`` is the state of a post without a picture
+    (:meth:`extractors.fusion.DualStreamEncoder.no_image_state`). FocalMRE mixes
+    text and image states of one width; here the two vision states are mixed,
+    so a closed gate gives exactly what a model trained on text-only data (the
+    research sets have no images) has always seen, and an open one lets the
+    picture in.
 
-    Starts open (b = 4, lambda ~ 0.98, U = V = 0): added to a trained model it
-    changes nothing until trained with unrelated pictures
-    (:mod:`extractors.augment`).
+    Starts closed (b = -4, lambda ~ 0.02, U = V = 0): a model ignores pictures
+    until training shows that they help; unrelated-image augmentation
+    (:mod:`extractors.augment`) is how training learns that they do not.
     """
 
     def __init__(self, text_dim: int, vision_dim: int) -> None:
@@ -38,10 +40,24 @@ class ImageGate(nn.Module):
         with torch.no_grad():
             self.text.weight.zero_()
             self.vision.weight.zero_()
-            self.text.bias.fill_(4.0)
+            self.text.bias.fill_(-4.0)
 
     def forward(self, h_text: torch.Tensor, h_vision: torch.Tensor) -> torch.Tensor:
+        """lambda, one per row: [B, 1]."""
         return torch.sigmoid(self.text(h_text) + self.vision(h_vision))
+
+    def mix(self, h_text: torch.Tensor, h_vision: torch.Tensor, h_none: torch.Tensor) -> torch.Tensor:
+        lam = self(h_text, h_vision)
+        return lam * h_vision + (1 - lam) * h_none
+
+
+def gated_vision(gate: ImageGate | None, encoder: DualStreamEncoder, out: StreamOutput, h_text: torch.Tensor,
+                 has_image: torch.Tensor | None) -> torch.Tensor:
+    """The vision CLS state the classifier reads: the picture's, through the gate when there is one."""
+    h_vision = out.vision_cls
+    if gate is None or has_image is None or not bool(has_image.any()):
+        return h_vision  # no picture in the batch: every row already is the no-image state
+    return gate.mix(h_text, h_vision, encoder.no_image_state())
 
 
 class SplitLinear(nn.Module):
@@ -54,11 +70,10 @@ class SplitLinear(nn.Module):
     with the model and grows with it.
     """
 
-    def __init__(self, text_dim: int, vision_dim: int, n_out: int, image_gate: bool = False) -> None:
+    def __init__(self, text_dim: int, vision_dim: int, n_out: int) -> None:
         super().__init__()
         self.text = nn.Linear(text_dim, n_out)
         self.vision = nn.Linear(vision_dim, n_out, bias=False)
-        self.gate = ImageGate(text_dim, vision_dim) if image_gate else None
         self.register_buffer("adjustment", torch.zeros(n_out))
 
     def forward(self, h_text: torch.Tensor, h_vision: torch.Tensor) -> torch.Tensor:
@@ -71,11 +86,8 @@ class SplitLinear(nn.Module):
         return text + vision
 
     def halves(self, h_text: torch.Tensor, h_vision: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each modality's contribution to the logits (the vision one after the gate)."""
-        vision = self.vision(h_vision)
-        if self.gate is not None:
-            vision = self.gate(h_text, h_vision) * vision
-        return self.text(h_text), vision
+        """Each modality's contribution to the logits."""
+        return self.text(h_text), self.vision(h_vision)
 
     def set_adjustment(self, offsets: torch.Tensor | None) -> None:
         """Set (or with ``None`` clear) the inference-time logit offsets, one per class."""
@@ -119,7 +131,8 @@ class MREModel(nn.Module):
         self.encoder = encoder
         self.labels = list(labels)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = SplitLinear(3 * encoder.text_dim, encoder.vision_dim, len(labels), image_gate)
+        self.classifier = SplitLinear(3 * encoder.text_dim, encoder.vision_dim, len(labels))
+        self.image_gate = ImageGate(3 * encoder.text_dim, encoder.vision_dim) if image_gate else None
 
     @property
     def head(self) -> SplitLinear:
@@ -129,7 +142,8 @@ class MREModel(nn.Module):
         out = self.encoder(batch.input_ids, batch.attention_mask, batch.pixels, batch.has_image, batch.image_index)
         rows = torch.arange(batch.input_ids.shape[0], device=batch.input_ids.device)
         h_text = torch.cat([out.text_cls, out.text[rows, batch.head_pos], out.text[rows, batch.tail_pos]], -1)
-        return self.dropout(h_text), self.dropout(out.vision_cls), out
+        h_vision = gated_vision(self.image_gate, self.encoder, out, h_text, batch.has_image)
+        return self.dropout(h_text), self.dropout(h_vision), out
 
     def forward(self, batch: REBatch) -> torch.Tensor:
         h_t, h_v, _ = self.representations(batch)
@@ -164,7 +178,8 @@ class MNERModel(nn.Module):
         self.encoder = encoder
         self.tags = list(tags)
         self.dropout = nn.Dropout(dropout)
-        self.emissions = SplitLinear(encoder.text_dim, encoder.vision_dim, len(tags), image_gate)
+        self.emissions = SplitLinear(encoder.text_dim, encoder.vision_dim, len(tags))
+        self.image_gate = ImageGate(encoder.text_dim, encoder.vision_dim) if image_gate else None
         self.crf = CRF(len(tags), batch_first=True)
         self._forbid_invalid_transitions()
 
@@ -193,7 +208,8 @@ class MNERModel(nn.Module):
     def word_features(self, batch: NERBatch) -> tuple[torch.Tensor, torch.Tensor, StreamOutput]:
         out = self.encoder(batch.input_ids, batch.attention_mask, batch.pixels, batch.has_image, batch.image_index)
         h_words = torch.gather(out.text, 1, batch.word_index.unsqueeze(-1).expand(-1, -1, out.text.shape[-1]))
-        h_vis = out.vision_cls.unsqueeze(1).expand(-1, h_words.shape[1], -1)
+        h_post = gated_vision(self.image_gate, self.encoder, out, out.text_cls, batch.has_image)
+        h_vis = h_post.unsqueeze(1).expand(-1, h_words.shape[1], -1)
         return self.dropout(h_words), self.dropout(h_vis), out
 
     def forward(self, batch: NERBatch) -> torch.Tensor:

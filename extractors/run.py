@@ -90,9 +90,9 @@ def train_image_gate(kind: str, data: str | Path, source: ModelStore, base: str,
     if cfg.train_only != "image_gate" or cfg.image_augment <= 0:
         raise ValueError("train_image_gate needs train_only='image_gate' and image_augment > 0")
     model, task, base_cfg = source.load(kind, base)
-    head = model.head
-    if head.gate is None:
-        head.gate = ImageGate(head.text.in_features, head.vision.in_features)
+    if model.image_gate is None:
+        head = model.head
+        model.image_gate = ImageGate(head.text.in_features, head.vision.in_features)
     train_path, val_path = split_file(data, "train"), split_file(data, "val")
     train_ex, val_ex = read_examples(kind, train_path, limit), read_examples(kind, val_path)
     started = time.perf_counter()

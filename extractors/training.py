@@ -102,9 +102,9 @@ def apply_freeze(model, cfg: TrainConfig, any_image: bool) -> None:
         p.requires_grad = not freeze
     if cfg.train_only == "image_gate":
         # a trained model made robust to pictures without touching what it learned from text
-        if model.head.gate is None:
+        if model.image_gate is None:
             raise ValueError("train_only='image_gate' needs a model with an image gate")
-        keep = {id(p) for p in model.head.gate.parameters()}
+        keep = {id(p) for p in model.image_gate.parameters()}
         for p in model.parameters():
             p.requires_grad = id(p) in keep
     elif cfg.train_only != "all":

@@ -61,21 +61,34 @@ def test_shared_rows_score_as_if_each_had_its_own_copy():
 
 def test_a_closed_gate_makes_any_picture_score_like_no_picture():
     model, task = re_model(True)
-    gate: ImageGate = model.head.gate
+    gate: ImageGate = model.image_gate
     text_only = encode_re(task.tokenizer, PAIRS, None)
     with torch.no_grad():
+        gate.text.bias.fill_(30.0)  # open: the picture counts
         with_photo = model(attach_images(encode_re(task.tokenizer, PAIRS, None), [picture("red")] * 4))
         no_photo = model(text_only)
-        assert not torch.allclose(with_photo, no_photo, atol=1e-3)  # open at the start: the picture counts
+        assert not torch.allclose(with_photo, no_photo, atol=1e-3)
         gate.text.bias.fill_(-30.0)  # closed: lambda ~ 1e-13
         closed_photo = model(attach_images(encode_re(task.tokenizer, PAIRS, None), [picture("red")] * 4))
         closed_none = model(text_only)
     torch.testing.assert_close(closed_photo, closed_none, rtol=1e-4, atol=1e-5)
-    # and the gate's value is what scales the vision half
-    h = torch.randn(2, 3 * 384), torch.randn(2, 384)
-    text, vision = model.head.halves(*h)
-    torch.testing.assert_close(text + vision, model.head.raw(*h))
-    torch.testing.assert_close(vision, gate(*h) * model.head.vision(h[1]))
+
+
+def test_the_gate_mixes_the_picture_with_the_no_image_state():
+    model, task = re_model(True)
+    with torch.no_grad():
+        model.image_gate.vision.weight.normal_(std=0.1)
+        none = model.encoder.no_image_state()
+        # the no-image state is what a post without a picture gets from the vision stream
+        batch = encode_re(task.tokenizer, PAIRS[:1], None)
+        out = model.encoder(batch.input_ids, batch.attention_mask)
+        torch.testing.assert_close(out.vision_cls, none, rtol=1e-4, atol=1e-5)
+        h_t, h_v = torch.randn(3, 3 * 384), torch.randn(3, 384)
+        lam = model.image_gate(h_t, h_v)
+        assert lam.shape == (3, 1) and bool(((lam > 0) & (lam < 1)).all())
+        torch.testing.assert_close(model.image_gate.mix(h_t, h_v, none), lam * h_v + (1 - lam) * none)
+    starts_closed, _ = re_model(True)
+    assert float(starts_closed.image_gate(h_t, h_v).max()) < 0.05  # a new model ignores pictures at first
 
 
 def test_the_gate_stage_trains_only_the_gate():
@@ -87,7 +100,7 @@ def test_the_gate_stage_trains_only_the_gate():
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed, "the gate stage trained nothing"
-    assert changed <= {k for k in before if k.startswith("classifier.gate.")}, changed
+    assert changed <= {k for k in before if k.startswith("image_gate.")}, changed
     ungated, _ = re_model(False)
     with pytest.raises(ValueError, match="image gate"):
         fit(task, ungated, PAIRS, [], cfg)
@@ -111,15 +124,15 @@ def test_augmentation_attaches_pictures_to_about_the_share_asked():
 def test_gate_is_saved_and_loaded_with_the_version(tmp_path):
     model, _ = re_model(True)
     with torch.no_grad():
-        model.head.gate.vision.weight.normal_()
+        model.image_gate.vision.weight.normal_()
     store = ModelStore(tmp_path)
     version = store.save("mre", model, SPEC, metrics={}, fingerprint="f" * 64)
     assert store.config("mre", version)["image_gate"] is True
     loaded, _, _ = store.load("mre", version)
-    torch.testing.assert_close(loaded.head.gate.vision.weight, model.head.gate.vision.weight)
+    torch.testing.assert_close(loaded.image_gate.vision.weight, model.image_gate.vision.weight)
     ungated, _ = re_model(False)
     old = store.save("mre", ungated, SPEC, metrics={}, fingerprint="e" * 64)
-    assert store.load("mre", old)[0].head.gate is None
+    assert store.load("mre", old)[0].image_gate is None
 
 
 def test_ner_rows_get_their_own_picture():
