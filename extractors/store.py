@@ -120,7 +120,7 @@ class ModelStore:
                   "n_interact": enc.n_interact, "max_text_len": enc.max_text_len,
                   "shared_key_mode": enc.shared_key_mode, "created_at": stamp, "data_fingerprint": fingerprint,
                   "train_config": train_config or {}, "parent": parent, "format": "adapter" if adapter else "full",
-                  "save_dtype": save_dtype, "image_gate": model.image_gate is not None}
+                  "save_dtype": save_dtype, "image_gate": getattr(model, "image_gate", None) is not None}
         if adapter:
             config["peft"] = dict(enc.lora)
             config["base_encoders"] = base_checksums(enc, spec)
