@@ -28,12 +28,15 @@ class ExtractionInput:
     ``entities`` are spans the post already carries (a labelling tool or an
     upstream tagger); an extractor that can use them relates these instead of
     tagging its own, which is how relation-only models run in production.
+    ``relations`` are given the same way; only the gold extractor writes them.
     """
 
     post_id: str
     text: str
     image: Any | None = None  # a PIL.Image in RGB, or None when the post has none
     entities: tuple[EntityMention, ...] | None = None
+    # relations the post carries between ``entities``: (head index, tail index, label)
+    relations: tuple[tuple[int, int, str], ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from .adapters import merge_lora
 from .base import (EntityMention, Extraction, ExtractionInput, Extractor, RelationMention, UncertainPair,
                    UncertainSpan)
 from .datasets import REExample
+from .device import autocast, default_batch, resolve_device
 from .features import encode_re
 from .datasets import NO_RELATION, OUTSIDE
 from .kinds import MNER, MRE
@@ -65,16 +66,19 @@ class MultimodalExtractor(Extractor):
     name = "mkg-multimodal"
     uses_images = True
 
-    def __init__(self, models_dir: str | Path, relation_threshold: float = 0.5, device: str = "cpu",
-                 batch_size: int = 32, span_threshold: float = 0.5, max_uncertain_per_post: int = 8,
-                 shipped: bool = False) -> None:
+    def __init__(self, models_dir: str | Path, relation_threshold: float = 0.5, device: str = "auto",
+                 batch_size: int | None = None, span_threshold: float = 0.5, max_uncertain_per_post: int = 8,
+                 shipped: bool = False, precision: str = "auto") -> None:
+        # device auto: CUDA when a GPU is visible; there, bf16 autocast (precision auto/bf16) and
+        # bigger batches (extractors.device); batch_size None: the device's default
         # shipped: a kind with no promoted version in models_dir uses the version shipped in the package
         self.store = ModelStore(models_dir, shipped=shipped)
         self.threshold = relation_threshold
         self.span_threshold = span_threshold  # tagged spans below it are recorded as uncertain
         self.max_uncertain = max_uncertain_per_post  # per post and kind (pairs, spans); 0: record none
-        self.device = device
-        self.batch_size = batch_size
+        self.device = resolve_device(device)
+        self.precision = precision
+        self.batch_size = batch_size or default_batch(self.device)
         self._models = self._load()
 
     @property
@@ -131,8 +135,9 @@ class MultimodalExtractor(Extractor):
     def extract(self, batch: Sequence[ExtractionInput]) -> list[Extraction]:
         m = self._models
         out: list[Extraction] = []
-        for i in range(0, len(batch), self.batch_size):
-            out += self._extract_chunk(m, batch[i:i + self.batch_size])
+        with autocast(self.device, self.precision):
+            for i in range(0, len(batch), self.batch_size):
+                out += self._extract_chunk(m, batch[i:i + self.batch_size])
         return out
 
     def _extract_chunk(self, m: _Models, chunk: Sequence[ExtractionInput]) -> list[Extraction]:

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .device import autocast, resolve_device
+
 log = logging.getLogger(__name__)
 
 
@@ -47,9 +49,7 @@ class TrainConfig:
     train_only: str = "all"  # "image_gate": only the image gate trains (it learns to shut out pictures)
 
     def resolved_device(self) -> str:
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
+        return resolve_device(self.device)
 
 
 @dataclass
@@ -150,7 +150,7 @@ def fit(task, model, train: Sequence, val: Sequence, cfg: TrainConfig, checkpoin
         result = TrainResult(state["best_epoch"], state["best_val"], state["history"])
         best_state = state["best_state"]
         log.info("resumed", extra={"epoch": start_epoch})
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    cast = autocast(device)  # bf16 on CUDA
     loss_fn = loss_fn or (lambda m, b: m.loss(b))
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
@@ -163,7 +163,7 @@ def fit(task, model, train: Sequence, val: Sequence, cfg: TrainConfig, checkpoin
 
                 batch = with_unrelated_pictures(batch, pictures, cfg.image_augment)
             batch = batch.to(device)
-            with autocast:
+            with cast:
                 loss = loss_fn(model, batch)
             loss.backward()
             if on_step is not None:

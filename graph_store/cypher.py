@@ -9,33 +9,40 @@ which is what makes at-least-once delivery exact in the graph.
 """
 from __future__ import annotations
 
+import re
+
 from .records import GraphBatch, InferredFact, aggregate_entities, aggregate_facts
 from .schema import (
-    CANDIDATE_RELATION, CANDIDATE_TYPE, ENTITY, EXAMPLE, INFERRED, MENTIONS, POST, PROVENANCE, LabelSchema,
-    NodeKind, SchemaViolation,
+    CANDIDATE_RELATION, CANDIDATE_TYPE, ENTITY, ENTITY_PROVENANCE, EXAMPLE, FACT_PROVENANCE, INFERRED, MENTIONS,
+    POST, LabelSchema, NodeKind, SchemaViolation,
 )
 
 _E, _P = ENTITY.label, POST.label
 (_EKEY,), (_PID,) = ENTITY.key, POST.key
 
-# Provenance merge shared by nodes and edges: union of post ids, widened time
-# window; the model version and confidence follow the newest evidence.
-_PROV_ON_CREATE = "ON CREATE SET " + ", ".join(f"{{v}}.{p} = r.{p}" for p in PROVENANCE) + " "
+# Provenance merge shared by nodes and edges: the time window widens, the
+# model version follows the newest evidence, the confidence is the highest
+# seen. Edges also union their post ids (entities have MENTIONS instead).
+def _prov_on_create(props: tuple[str, ...], v: str) -> str:
+    return "ON CREATE SET " + ", ".join(f"{v}.{p} = r.{p}" for p in props) + " "
+
+
 _PROV_ON_MATCH = (
-    "ON MATCH SET {v}.post_ids = {v}.post_ids + [p IN r.post_ids WHERE NOT p IN {v}.post_ids], "
+    "ON MATCH SET "
     "{v}.first_seen = CASE WHEN r.first_seen < {v}.first_seen THEN r.first_seen ELSE {v}.first_seen END, "
     "{v}.model_version = CASE WHEN r.last_seen >= {v}.last_seen THEN r.model_version ELSE {v}.model_version END, "
     "{v}.last_seen = CASE WHEN r.last_seen > {v}.last_seen THEN r.last_seen ELSE {v}.last_seen END, "
     "{v}.confidence = CASE WHEN r.confidence > {v}.confidence THEN r.confidence ELSE {v}.confidence END, "
     "{v}.model_versions = {v}.model_versions + [m IN r.model_versions WHERE NOT m IN {v}.model_versions] "
 )
+_POSTS_ON_MATCH = ", {v}.post_ids = {v}.post_ids + [p IN r.post_ids WHERE NOT p IN {v}.post_ids] "
 _ENDS = f"UNWIND $rows AS r MATCH (h:{_E} {{{_EKEY}: r.head}}) MATCH (t:{_E} {{{_EKEY}: r.tail}}) "
 
 
 def entity_statement(label: str) -> str:
     return (
         f"UNWIND $rows AS r MERGE (e:{_E}:{label} {{{_EKEY}: r.key}}) "
-        + _PROV_ON_CREATE.format(v="e") + ", e.name = r.name, e.type = '" + label + "' "
+        + _prov_on_create(ENTITY_PROVENANCE, "e") + ", e.name = r.name, e.type = '" + label + "' "
         + _PROV_ON_MATCH.format(v="e")
     )
 
@@ -46,8 +53,8 @@ def fact_statement(rel_type: str) -> str:
     # edges and neither write ever overwrites the other.
     return (
         _ENDS + f"MERGE (h)-[e:{rel_type} {{{INFERRED}: false}}]->(t) "
-        + _PROV_ON_CREATE.format(v="e") + " "
-        + _PROV_ON_MATCH.format(v="e")
+        + _prov_on_create(FACT_PROVENANCE, "e")
+        + _PROV_ON_MATCH.format(v="e") + _POSTS_ON_MATCH.format(v="e")
     )
 
 
@@ -169,11 +176,16 @@ def candidate_query(label: str, fields: tuple[str, ...], where: str = "") -> str
 
 # --- validated batches ---------------------------------------------------------------------------------
 
-def batch_statements(batch: GraphBatch, schema: LabelSchema) -> list[tuple[str, dict]]:
+def batch_statements(batch: GraphBatch, schema: LabelSchema, every_type: bool = False) -> list[tuple[str, dict]]:
     """Validated (statement, parameters) pairs for one batch, in write order.
 
     Raises :class:`graph_store.schema.SchemaViolation` before anything is built
     if any label or relationship type is not in the schema.
+
+    ``every_type`` emits a statement for every type of the schema, with no
+    rows for the types the batch lacks: the statements, and so their text
+    once joined by :func:`one_statement`, are then the same for every batch,
+    and the server plans them once instead of once per mix of types.
     """
     entities = aggregate_entities(batch.entities)
     facts = aggregate_facts(batch.facts)
@@ -181,17 +193,19 @@ def batch_statements(batch: GraphBatch, schema: LabelSchema) -> list[tuple[str, 
         schema.check_entity_type(label)
     for rel in facts:
         schema.check_relation_type(rel)
+    labels = sorted(schema.entity_types) if every_type else sorted(entities)
+    rels = sorted(schema.relation_types) if every_type else sorted(facts)
     out: list[tuple[str, dict]] = []
-    for label, rows in sorted(entities.items()):
-        out.append((entity_statement(label), {"rows": rows}))
-    for rel, rows in sorted(facts.items()):
-        out.append((fact_statement(rel), {"rows": rows}))
-    if batch.posts:
+    for label in labels:
+        out.append((entity_statement(label), {"rows": entities.get(label, [])}))
+    for rel in rels:
+        out.append((fact_statement(rel), {"rows": facts.get(rel, [])}))
+    if batch.posts or every_type:
         rows = [
             {"id": p.id, "created_at": p.created_at, "text": p.text, "author": p.author,
              "source": p.source, "mentions": sorted(set(p.mentions)), "model_version": p.model_version,
              "content_hash": p.content_hash, "image": p.image}
-            for p in batch.posts
+            for p in sorted(batch.posts, key=lambda p: p.id)
         ]
         out.append((POST_STATEMENT, {"rows": rows}))
     return out
@@ -214,3 +228,26 @@ def inferred_statements(facts: list[InferredFact], run_id: str, schema: LabelSch
             out.append((inferred_fact_statement(rel), {"rows": rows[i:i + batch_rows]}))
     out.append((REMOVE_STALE_INFERRED, {"run_id": run_id}))
     return out
+
+
+_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def one_statement(statements: list[tuple[str, dict]], scope_clause: bool = True) -> tuple[str, dict]:
+    """``statements`` as one statement of unit subqueries, run in order: one round trip.
+
+    Each statement becomes ``CALL () { ... }`` (``CALL { ... }`` without
+    ``scope_clause``, for Neo4j before 5.23) with its parameters renamed apart
+    (``$rows`` of the third is ``$rows_2``). A unit subquery keeps the single
+    outer row, so every statement runs exactly once, and later ones see what
+    earlier ones wrote (facts MATCH the entities merged before them). Only for
+    statements built here: their text holds no ``$`` but in parameters.
+    """
+    if len(statements) == 1:
+        return statements[0]
+    parts, params = [], {}
+    for i, (text, values) in enumerate(statements):
+        call = "CALL () { " if scope_clause else "CALL { "
+        parts.append(call + _PARAMETER.sub(lambda m: f"${m.group(1)}_{i}", text) + " }")
+        params.update({f"{name}_{i}": value for name, value in values.items()})
+    return " ".join(parts), params

@@ -101,35 +101,41 @@ class GraphBatch:
         return len(self.posts)
 
 
-def _merge_prov(rows) -> dict:
+def _merge_prov(rows, with_posts: bool) -> dict:
     provs = [r.prov for r in rows]
-    return {
-        "post_ids": sorted({p.post_id for p in provs}),
+    merged = {
         "first_seen": min(p.seen_at for p in provs),
         "last_seen": max(p.seen_at for p in provs),
         "confidence": max(p.confidence for p in provs),
         "model_version": max(provs, key=lambda p: p.seen_at).model_version,
         "model_versions": sorted({p.model_version for p in provs}),
     }
+    if with_posts:
+        merged["post_ids"] = sorted({p.post_id for p in provs})
+    return merged
 
+
+# Rows are sorted by key: every writer then takes the locks of a batch's nodes
+# in one order, so concurrent workers wait for each other instead of deadlocking.
 
 def aggregate_entities(rows: list[EntityRow]) -> dict[str, list[dict]]:
-    """Parameter rows per entity type (a label cannot be a parameter)."""
+    """Parameter rows per entity type (a label cannot be a parameter), sorted by key."""
     groups: dict[str, dict[str, list[EntityRow]]] = {}
     for row in rows:
         groups.setdefault(row.type, {}).setdefault(row.key, []).append(row)
     return {
-        etype: [{"key": key, "name": rs[0].name, **_merge_prov(rs)} for key, rs in by_key.items()]
-        for etype, by_key in groups.items()
+        etype: [{"key": key, "name": by_key[key][0].name, **_merge_prov(by_key[key], False)}
+                for key in sorted(by_key)]
+        for etype, by_key in sorted(groups.items())
     }
 
 
 def aggregate_facts(rows: list[FactRow]) -> dict[str, list[dict]]:
-    """Parameter rows per relationship type, one per (head, type, tail)."""
+    """Parameter rows per relationship type, one per (head, type, tail), sorted by (head, tail)."""
     groups: dict[str, dict[tuple[str, str], list[FactRow]]] = {}
     for row in rows:
         groups.setdefault(row.relation, {}).setdefault((row.head_key, row.tail_key), []).append(row)
     return {
-        rel: [{"head": h, "tail": t, **_merge_prov(rs)} for (h, t), rs in by_pair.items()]
-        for rel, by_pair in groups.items()
+        rel: [{"head": h, "tail": t, **_merge_prov(by_pair[(h, t)], True)} for h, t in sorted(by_pair)]
+        for rel, by_pair in sorted(groups.items())
     }

@@ -76,9 +76,13 @@ class RelKind:
 
 
 # Provenance every entity node and extracted fact carries; written by the
-# merges in graph_store.cypher from the rows of graph_store.records.
-PROVENANCE: tuple[str, ...] = ("post_ids", "first_seen", "last_seen", "confidence", "model_version",
-                               "model_versions")
+# merges in graph_store.cypher from the rows of graph_store.records. The posts
+# behind a fact are listed on its edge (``post_ids``); the posts behind an
+# entity are its MENTIONS edges, not a list on the node: a hub entity mentioned
+# by a million posts would otherwise rewrite a million-element list on every
+# batch, and every worker would queue on that node's lock to do it.
+ENTITY_PROVENANCE: tuple[str, ...] = ("first_seen", "last_seen", "confidence", "model_version", "model_versions")
+FACT_PROVENANCE: tuple[str, ...] = ("post_ids", *ENTITY_PROVENANCE)
 
 # The flag that keeps extracted facts (false) and the completion model's
 # predictions (true) apart: it is part of the MERGE pattern of both.
@@ -86,7 +90,7 @@ INFERRED = "inferred"
 INFERRED_PROPERTIES: tuple[str, ...] = (INFERRED, "score", "model_version", "inferred_at", "run_id")
 
 ENTITY = NodeKind(
-    "Entity", ("key",), ("name", "type", *PROVENANCE), "entity_key",
+    "Entity", ("key",), ("name", "type", *ENTITY_PROVENANCE), "entity_key",
     "A named entity; ``key`` is ``TYPE:normalised name`` (graph_store.records.canonical_key). "
     "It also carries its entity type as a second label (``:Entity:PER``), from the LabelSchema.")
 POST = NodeKind(
@@ -114,10 +118,10 @@ CANDIDATE_TYPE = NodeKind(
 NODES: tuple[NodeKind, ...] = (ENTITY, POST, SCHEMA_CLASS, CANDIDATE_RELATION, CANDIDATE_TYPE)
 
 MENTIONS = RelKind("MENTIONS", (POST.label,), (ENTITY.label,), ("model_version",),
-                   "The post mentions the entity; the model version that saw it.")
+                   "The post mentions the entity; the model version that saw it. An entity's provenance.")
 EXAMPLE = RelKind("EXAMPLE", (CANDIDATE_RELATION.label, CANDIDATE_TYPE.label), (POST.label,), (),
                   "An example post of a candidate.")
-FACT = RelKind(None, (ENTITY.label,), (ENTITY.label,), tuple(dict.fromkeys((*PROVENANCE, *INFERRED_PROPERTIES))),
+FACT = RelKind(None, (ENTITY.label,), (ENTITY.label,), tuple(dict.fromkeys((*FACT_PROVENANCE, *INFERRED_PROPERTIES))),
                "A fact between entities; its type is a relation type of the LabelSchema. Extracted facts have "
                "inferred = false and provenance, the completion's predictions inferred = true and a score.")
 

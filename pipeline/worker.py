@@ -1,5 +1,12 @@
 """The worker loop: poll -> validate -> extract -> write graph -> commit.
 
+Batches. A graph batch is gathered from as many polls as it takes to reach
+``write_batch`` records, or until ``linger_s`` has passed since its first
+record, or until the source has nothing waiting (the Neo4j Kafka
+connector's batch size and linger): large batches make the graph write
+cheap per triple under load, and the linger bounds the latency when the
+stream is slow.
+
 Delivery contract. Offsets are committed only after the graph write (and the
 dead-letter and observation flushes) succeeded; writes are idempotent MERGEs.
 Together: at-least-once delivery, exactly-once triples. SIGTERM finishes the
@@ -52,6 +59,19 @@ def given_entities(post: Post) -> tuple[EntityMention, ...] | None:
         return None
     return tuple(EntityMention(post.text[e.start:e.end], e.type, e.start, e.end, 1.0)
                  for e in post.annotations.entities)
+
+
+def given_relations(post: Post) -> tuple[tuple[int, int, str], ...] | None:
+    """Relations the post carries, as (head, tail) indices into :func:`given_entities` and a label."""
+    if post.annotations is None or not post.annotations.relations:
+        return None
+    index = {e.id: i for i, e in enumerate(post.annotations.entities)}
+    return tuple((index[r.head], index[r.tail], r.type) for r in post.annotations.relations)
+
+
+def extraction_input(post: Post, image: Any = None) -> ExtractionInput:
+    """What an extractor sees of ``post``: text, decoded image, and what the post already says."""
+    return ExtractionInput(post.id, post.text, image, given_entities(post), given_relations(post))
 
 
 class Stopped(Exception):
@@ -130,6 +150,8 @@ class Worker:
         retry_limit_s: float | None = 300.0,
         images: ImagePolicy | None = None,
         stop: threading.Event | None = None,
+        write_batch: int | None = None,
+        linger_s: float = 0.5,
     ) -> None:
         self.accept = accept
         self.source = source
@@ -137,9 +159,11 @@ class Worker:
         self.graph = graph
         self.dead_letters = dead_letters
         self.observations = observations  # optional: what the models were unsure about (novelty signal)
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # records per poll
+        self.write_batch = write_batch or batch_size  # records per graph write (and commit)
+        self.linger_s = linger_s
         self.images = images or ImagePolicy()
-        self.metrics = WorkerMetrics()
+        self.metrics = WorkerMetrics(model_version=extractor.model_version)
         self._extend_schema()
         self._stop = stop or threading.Event()
         self._retry_wait = wait_exponential(multiplier=retry_initial_s, max=retry_max_s)
@@ -158,10 +182,10 @@ class Worker:
         when the graph stays unavailable past the retry limit."""
         last_data = time.monotonic()
         while not self._stop.is_set() and not self.source.exhausted:
+            self.metrics.last_loop = time.monotonic()
             if max_records is not None and self.metrics.records_received >= max_records:
                 break
-            limit = self.batch_size if max_records is None else min(self.batch_size, max_records - self.metrics.records_received)
-            records = self.source.poll(limit)
+            records = self._gather(max_records)
             if not records:
                 if idle_timeout_s is not None and time.monotonic() - last_data > idle_timeout_s:
                     break
@@ -176,6 +200,24 @@ class Worker:
                 progress.update(len(records))
         return self.metrics
 
+    def _gather(self, max_records: int | None) -> list[SourceRecord]:
+        """Poll until ``write_batch`` records, ``linger_s`` after the first, or an empty poll."""
+        target = self.write_batch
+        if max_records is not None:
+            target = min(target, max_records - self.metrics.records_received)
+        records: list[SourceRecord] = []
+        first_at = None
+        while len(records) < target and not self._stop.is_set():
+            got = self.source.poll(min(self.batch_size, target - len(records)))
+            self.metrics.source_ok = True  # the source answered (with records or without)
+            if not got:
+                break  # nothing waiting now: write what there is instead of lingering on an idle stream
+            records += got
+            first_at = first_at if first_at is not None else time.monotonic()
+            if time.monotonic() - first_at >= self.linger_s or self.source.exhausted:
+                break
+        return records
+
     def process(self, records: list[SourceRecord]) -> None:
         """Handle one batch end to end, committing it last."""
         self.metrics.records_received += len(records)
@@ -184,15 +226,23 @@ class Worker:
                 self._extend_schema()
         except Exception:  # a broken new version must not stop the stream
             log.exception("model reload failed; keeping the loaded model")
+        started = time.perf_counter()
         pending = [item for item in (self._prepare(r) for r in records) if item is not None]
+        self.metrics.time_stage("parse", time.perf_counter() - started)
         written: list[_Rows] = []
         while pending:  # one round unless the batch holds other versions of an id (see _one_version_per_id)
             items, pending = _one_version_per_id(pending)
             written += self._write_round(self._without_conflicts(items))
+        started = time.perf_counter()
         self.dead_letters.flush()
         if self.observations is not None:
             self.observations.flush()
         self.source.commit(records)
+        self.metrics.time_stage("commit", time.perf_counter() - started)
+        self.metrics.committed([r.produced_at for r in records])
+        self.metrics.lag = self.source.lag()
+        self.metrics.transaction_retries = self.graph.transaction_retries
+        self.metrics.model_version = self.extractor.model_version
         batch = _merged(written)
         self.metrics.batches_committed += 1
         self.metrics.posts_written += len(batch.posts)
@@ -203,11 +253,16 @@ class Worker:
 
     def _write_round(self, items: list[_Item]) -> list[_Rows]:
         parts = []
-        for item, extraction in self._extract(items):
+        started = time.perf_counter()
+        extracted = self._extract(items)
+        self.metrics.time_stage("extract", time.perf_counter() - started)
+        for item, extraction in extracted:
             rows = self._rows(item, extraction)
             if rows is not None:
                 parts.append(rows)
+        started = time.perf_counter()
         written = self._write_isolating(parts)
+        self.metrics.time_stage("graph", time.perf_counter() - started)
         for part in written:
             self._observe(part.item, part.extraction)
         return written
@@ -307,8 +362,7 @@ class Worker:
 
     @staticmethod
     def _input(item: _Item) -> ExtractionInput:
-        post = item.post
-        return ExtractionInput(post.id, post.text, item.decoded, given_entities(post))
+        return extraction_input(item.post, item.decoded)
 
     def _rows(self, item: _Item, extraction: Extraction) -> _Rows | None:
         batch = GraphBatch()
@@ -380,7 +434,9 @@ class Worker:
                 reraise=True,
             ):
                 with attempt:
-                    return call()
+                    result = call()
+                    self.metrics.graph_ok = True
+                    return result
         except GraphUnavailable as exc:
             if self._stop.is_set():
                 raise Stopped() from None
@@ -388,11 +444,14 @@ class Worker:
                             f"({exc}); stopping without committing the current batch") from exc
 
     def _sleep(self, seconds: float) -> None:
+        self.metrics.last_loop = time.monotonic()  # waiting for the graph is alive, not stuck
         if self._stop.wait(seconds):
             raise Stopped()
+        self.metrics.last_loop = time.monotonic()
 
     def _log_retry(self, state) -> None:
         self.metrics.graph_retries += 1
+        self.metrics.graph_ok = False
         log.warning("graph unavailable; retrying", extra={"attempt": state.attempt_number,
                                                          "error": str(state.outcome.exception())})
 

@@ -76,15 +76,15 @@ def malformed_payloads() -> list[bytes]:
 
 def expected_facts(extractor, posts: list[dict]) -> dict[tuple[str, str, str], set[str]]:
     """What the graph must hold after ``posts``: (head, type, tail) -> post ids."""
-    from extractors.base import ExtractionInput
-    from graph_store.schema import LabelSchema
     from graph_store.records import GraphBatch
+    from graph_store.schema import LabelSchema
     from pipeline.post import parse_post
     from pipeline.to_graph import add_post
+    from pipeline.worker import extraction_input
 
     parsed = [parse_post(json.dumps(p)) for p in posts]
     batch = GraphBatch()
-    for post, ext in zip(parsed, extractor.extract([ExtractionInput(p.id, p.text) for p in parsed])):
+    for post, ext in zip(parsed, extractor.extract([extraction_input(p) for p in parsed])):
         add_post(batch, post, ext, extractor.model_version, LabelSchema())
     out: dict[tuple[str, str, str], set[str]] = {}
     for f in batch.facts:
@@ -120,8 +120,12 @@ def write_jsonl(path: Path, records: list) -> Path:
 
 def worker_config(tmp: Path, *, source: str = "embedded", graph: str = "embedded", topic: str = "posts",
                   posts_file: Path | None = None, batch_size: int = 25, kafka: str = f"127.0.0.1:{TEST_KAFKA_PORT}",
-                  neo4j: str = f"bolt://127.0.0.1:{TEST_BOLT_PORT}") -> Path:
-    """A YAML config for a worker subprocess (the password comes from the env)."""
+                  neo4j: str = f"bolt://127.0.0.1:{TEST_BOLT_PORT}", write_batch: int | None = None,
+                  extractor: str = "spacy") -> Path:
+    """A YAML config for a worker subprocess (the password comes from the env).
+
+    A graph batch is ``batch_size`` records (one poll) unless ``write_batch`` says otherwise: the
+    crash tests count batches of that size."""
     import yaml
 
     cfg = {
@@ -130,8 +134,9 @@ def worker_config(tmp: Path, *, source: str = "embedded", graph: str = "embedded
                   "dead_letter_topic": f"{topic}.dead", "poll_timeout_ms": 500,
                   "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, "max_poll_interval_ms": 10000},
         "graph": {"backend": graph, "embedded_dir": str(tmp / "graph"), "neo4j_uri": neo4j},
-        "extractor": {"kind": "spacy"},  # the expected triples are computed with spaCy
-        "worker": {"batch_size": batch_size, "dead_letter_path": str(tmp / "dead.jsonl"),
+        "extractor": {"kind": extractor},  # spacy by default: the expected triples are computed with it
+        "worker": {"batch_size": batch_size, "write_batch": write_batch or batch_size,
+                   "dead_letter_path": str(tmp / "dead.jsonl"),
                    "state_dir": str(tmp / "state"), "retry_initial_s": 0.2, "retry_max_s": 2.0},
     }
     path = tmp / "config.yaml"

@@ -16,6 +16,7 @@ class SourceRecord:
     payload: bytes
     position: Any  # source-specific: (partition, offset), (path, line), ...
     origin: str  # human-readable, e.g. "posts[2]@1041" or "archive.jsonl.gz:17"
+    produced_at: float | None = None  # when the producer sent it (epoch seconds), where the source knows
 
     @property
     def key(self) -> str:
@@ -32,6 +33,10 @@ class Source(ABC):
     @abstractmethod
     def commit(self, records: Sequence[SourceRecord]) -> None:
         """Mark ``records`` (and everything before them) as done."""
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records waiting behind the committed position, per (topic, partition); {} where unknown."""
+        return {}
 
     @property
     def exhausted(self) -> bool:

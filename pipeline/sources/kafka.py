@@ -37,7 +37,27 @@ class KafkaSource(Source):
         for tp, messages in batches.items():
             for m in messages:
                 out.append(SourceRecord(m.value or b"", (tp.topic, tp.partition, m.offset),
-                                        f"{tp.topic}[{tp.partition}]@{m.offset}"))
+                                        f"{tp.topic}[{tp.partition}]@{m.offset}",
+                                        m.timestamp / 1000 if m.timestamp and m.timestamp > 0 else None))
+        return out
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """High watermark minus this member's position, per partition it owns (Kafka's records-lag).
+
+        Both come from the last fetch (no extra round trip); a partition not
+        fetched since it was assigned is left out rather than guessed.
+        """
+        out = {}
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = self._consumer.position(tp, timeout_ms=0)  # known locally once fetched
+            except KafkaError:
+                continue
+            if position is not None:
+                out[(tp.topic, tp.partition)] = max(0, high - position)
         return out
 
     def commit(self, records: Sequence[SourceRecord]) -> None:

@@ -252,3 +252,61 @@ def test_a_failing_model_reload_keeps_the_stream_going(short_tmp, embedded_store
     dead.close()
     assert metrics.batches_committed == 3 and metrics.dead_lettered == 0
     assert embedded_store.query("MATCH (p:Post) RETURN count(p)").rows == [[30]]
+
+
+class _Counting:
+    """A source that records each poll's size and the commits it gets, around a real file source."""
+
+    def __init__(self, inner, delay_s: float = 0.0) -> None:
+        self.inner, self.delay_s = inner, delay_s
+        self.polls: list[int] = []
+        self.commits: list[int] = []
+
+    def poll(self, n):
+        time.sleep(self.delay_s)
+        got = self.inner.poll(n)
+        self.polls.append(len(got))
+        return got
+
+    def commit(self, records):
+        self.commits.append(len(records))
+        self.inner.commit(records)
+
+    def lag(self):
+        return {}
+
+    @property
+    def exhausted(self):
+        return self.inner.exhausted
+
+    def close(self):
+        self.inner.close()
+
+
+def test_a_graph_batch_gathers_polls_up_to_write_batch_and_commits_after_its_write(short_tmp, embedded_store,
+                                                                                   spacy_extractor):
+    posts = mnre_posts(250)
+    source = _Counting(FileSource([write_jsonl(short_tmp / "s.jsonl", posts)]))
+    writes = []
+    write = embedded_store.write
+    embedded_store.write = lambda batch: (writes.append(len(batch.posts)), write(batch))[1]
+    dead = FileDeadLetterSink(short_tmp / "dead.jsonl")
+    worker = Worker(source, spacy_extractor, embedded_store, dead, batch_size=10, write_batch=100, linger_s=60)
+    metrics = worker.run()
+    dead.close()
+    assert set(source.polls[:-1]) == {10}  # polls stay small...
+    assert writes == [100, 100, 50] and source.commits == [100, 100, 50]  # ...graph writes and commits are big
+    assert metrics.batches_committed == 3
+    assert embedded_store.query("MATCH (p:Post) RETURN count(p)").rows == [[250]]
+
+
+def test_linger_bounds_how_long_a_batch_gathers(short_tmp, embedded_store, spacy_extractor):
+    posts = mnre_posts(40)
+    source = _Counting(FileSource([write_jsonl(short_tmp / "s.jsonl", posts)]), delay_s=0.05)
+    dead = FileDeadLetterSink(short_tmp / "dead.jsonl")
+    worker = Worker(source, spacy_extractor, embedded_store, dead, batch_size=2, write_batch=1000, linger_s=0.2)
+    worker.run()
+    dead.close()
+    # a poll every 0.05 s, 2 records each: a batch closes once 0.2 s passed since its first record
+    assert len(source.commits) >= 3 and max(source.commits) <= 12, source.commits
+    assert sum(source.commits) == 40

@@ -5,7 +5,7 @@ import pytest
 from graph_store import cypher, schema, schema_registry
 from graph_store.embedded import EmbeddedGraphStore
 from graph_store.neo4j_backend import Neo4jGraphStore
-from graph_store.records import EntityRow, Provenance, aggregate_entities
+from graph_store.records import EntityRow, FactRow, Provenance, aggregate_entities, aggregate_facts
 from graph_store.schema import NODES, RELATIONSHIPS, LabelSchema, NodeKind
 
 WIDGET = NodeKind("Widget", ("maker", "serial"), ("colour",), "widget_serial")
@@ -137,9 +137,20 @@ def test_candidate_queries_refuse_other_labels_and_unknown_fields():
 
 
 def test_provenance_rows_carry_exactly_the_declared_provenance():
-    rows = aggregate_entities([EntityRow("PER:a", "PER", "a", Provenance("p1", "t", "m@1", 0.5))])
-    (row,) = rows["PER"]
-    assert set(row) - {"key", "name"} == set(schema.PROVENANCE)
+    prov = Provenance("p1", "t", "m@1", 0.5)
+    (row,) = aggregate_entities([EntityRow("PER:a", "PER", "a", prov)])["PER"]
+    assert set(row) - {"key", "name"} == set(schema.ENTITY_PROVENANCE)  # no post list on entity nodes
+    (fact,) = aggregate_facts([FactRow("PER:a", "PER", "PEER", "PER:b", "PER", prov)])["PEER"]
+    assert set(fact) - {"head", "tail"} == set(schema.FACT_PROVENANCE)
+
+
+def test_rows_are_sorted_by_key_so_writers_lock_in_one_order():
+    prov = Provenance("p1", "t", "m@1", 0.5)
+    keys = ["PER:c", "PER:a", "PER:b"]
+    rows = aggregate_entities([EntityRow(k, "PER", k, prov) for k in keys])
+    assert [r["key"] for r in rows["PER"]] == sorted(keys)
+    facts = aggregate_facts([FactRow(h, "PER", "PEER", t, "PER", prov) for h, t in (("b", "a"), ("a", "c"), ("a", "b"))])
+    assert [(r["head"], r["tail"]) for r in facts["PEER"]] == [("a", "b"), ("a", "c"), ("b", "a")]
 
 
 # --- the models' catalogue and the graph's vocabulary ---------------------------------------------
