@@ -77,3 +77,12 @@ def mnre_posts(n: int, split: str = "train") -> list[dict]:
             if len(posts) == n:
                 break
     return posts
+
+
+def clear_graph(store) -> None:
+    """Empty a benchmark's Neo4j graph in chunks (one transaction of it would exceed the server's
+    transaction memory cap), then ensure the schema. CALL IN TRANSACTIONS needs an implicit transaction."""
+    with store._driver.session() as session:  # relationships first: a hub's DETACH DELETE would be one huge transaction
+        session.run("MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 20000 ROWS").consume()
+        session.run("MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 20000 ROWS").consume()
+    store.ensure_schema()

@@ -36,7 +36,7 @@ from pipeline.post import parse_post
 from pipeline.services.manager import ServiceManager
 from pipeline.to_graph import add_post
 
-from .common import mnre_posts, write_result
+from .common import clear_graph, mnre_posts, write_result
 
 log = logging.getLogger("benchmarks.graph_write")
 ANCHOR_ROWS = 2000  # rows per plain-UNWIND statement (the 1,000-5,000 range the issue measured)
@@ -124,22 +124,15 @@ class SyntheticStream:
         return batch
 
 
-def clear(neo) -> None:
-    """Empty the benchmark's graph in chunks (an implicit transaction, as CALL IN TRANSACTIONS needs)."""
-    with neo._driver.session() as session:
-        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
-    neo.ensure_schema()
-
-
 def growth_curve(neo, batch_posts: int, grow_to: int, probe_facts: int, checkpoints: int) -> list[dict]:
     stream = SyntheticStream()
     warm, n = [], 0  # a probe's worth written and cleared first: the empty-graph point is not a cold start
     while n < probe_facts:
         warm.append(SyntheticStream(seed=1).batch(batch_posts, "warm"))
         n += len(warm[-1].facts)
-    clear(neo)
+    clear_graph(neo)
     timed_write(neo, warm)
-    clear(neo)
+    clear_graph(neo)
     curve, facts_in_graph = [], 0
     marks = [round(grow_to * k / checkpoints) for k in range(checkpoints + 1)]
     with tqdm(total=grow_to, desc="growing the graph", unit="fact") as bar:
@@ -205,7 +198,7 @@ def main() -> None:
             # a first pass warms the JIT and the query plans (a tenth of the slow per-triple data), then the timed one
             warm = data[: max(1, len(data) // 10)] if name.endswith("per_triple") else data
             for part in (warm, data):
-                clear(neo)
+                clear_graph(neo)
                 start = time.perf_counter()
                 run(part)
                 seconds = time.perf_counter() - start
@@ -226,7 +219,7 @@ def main() -> None:
             metrics["batched_rels_per_s_at_1m_facts"] = curve[-1]["rels_per_s"]
             metrics["growth_facts_at_last_checkpoint"] = curve[-1]["facts_in_graph"]
             metrics["at_1m_vs_empty"] = round(curve[-1]["rels_per_s"] / curve[0]["rels_per_s"], 2)
-        clear(neo)
+        clear_graph(neo)
         neo.close()
         if not args.skip_embedded:
             with tempfile.TemporaryDirectory(prefix="mkg-b-") as tmp:

@@ -31,7 +31,7 @@ from pipeline.services.manager import ServiceManager
 from pipeline.sources.kafka import KafkaSource
 from pipeline.worker import Worker
 
-from .common import mnre_posts, write_result
+from .common import clear_graph, mnre_posts, write_result
 
 
 RATE_FRACTIONS = (0.25, 0.5, 0.75, 0.9, 1.0, 1.2)  # of the measured throughput
@@ -132,8 +132,7 @@ def main() -> None:
 
         store = Neo4jGraphStore(manager.services["neo4j"].address, "neo4j",
                                 os.environ.get("MKG_NEO4J_PASSWORD", "mkg-test-password"))
-        store.query("MATCH (n) DETACH DELETE n")
-        store.ensure_schema()
+        clear_graph(store)
         source = KafkaSource(cfg.kafka, args.batch_size)
         dead = KafkaDeadLetterSink(cfg.kafka)
         worker = Worker(source, extractor, store, dead, args.batch_size, write_batch=args.write_batch)

@@ -29,7 +29,7 @@ from graph_store.neo4j_backend import Neo4jGraphStore
 from pipeline.gold import mnre_annotated_posts
 from pipeline.services.manager import ServiceManager
 
-from .common import SHARED_DATA, write_result
+from .common import SHARED_DATA, clear_graph, write_result
 from .worker_group import WorkerGroup
 
 log = logging.getLogger("benchmarks.multi_worker")
@@ -63,8 +63,7 @@ def run_once(manager: ServiceManager, neo: Neo4jGraphStore, posts: list[dict], n
     admin = KafkaAdminClient(bootstrap_servers=kafka)
     admin.create_topics([NewTopic(topic, PARTITIONS, 1), NewTopic(topic + ".dead", 1, 1)])
     admin.close()
-    neo.query("MATCH (n) DETACH DELETE n")
-    neo.ensure_schema()
+    clear_graph(neo)
     folder = workdir / f"w{n}"
     folder.mkdir()
     cfg = {"source": {"kind": "kafka"},
@@ -127,7 +126,7 @@ def main() -> None:
             for n in args.workers:
                 workers[str(n)] = run_once(manager, neo, posts, n, Path(tmp), password, args.write_batch)
                 log.warning("%d workers: %s", n, workers[str(n)])
-        neo.query("MATCH (n) DETACH DELETE n")
+        clear_graph(neo)
     finally:
         neo.close()
         if started:

@@ -31,7 +31,7 @@ import json
 import os
 import tempfile
 from dataclasses import asdict
-from datetime import datetime, timezone
+from mkg_common.clock import utc_stamp
 from pathlib import Path
 from typing import Iterable, Mapping, Union
 
@@ -104,7 +104,7 @@ class ModelStore:
         reserved = {"weights.safetensors", "config.json", "metrics.json"} & set(files)
         if reserved or any(not name or "/" in name or name.startswith(".") for name in files):
             raise ValueError(f"extra files must be plain names other than the store's own: {sorted(files)}")
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = utc_stamp()
         version = f"{kind}-{stamp}-{fingerprint[:8]}"
         final = self._kind_dir(kind) / "versions" / version
         final.parent.mkdir(parents=True, exist_ok=True)

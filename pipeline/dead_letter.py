@@ -18,7 +18,7 @@ import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from mkg_common.clock import utc_iso
 from pathlib import Path
 
 from .sources.base import SourceRecord
@@ -67,7 +67,7 @@ class DeadLetter:
             payload, encoding = record.payload.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             payload, encoding = base64.b64encode(record.payload).decode("ascii"), "base64"
-        now = datetime.now(timezone.utc).isoformat()
+        now = utc_iso()
         return cls(stage, reason, record.origin, payload, encoding, now, record.key, error_type)
 
     def original_payload(self) -> bytes:

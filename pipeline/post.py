@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator, model_validator
 
 from graph_store.records import invisible_free
+from mkg_common.clock import utc_iso
 
 MAX_TEXT_CHARS = 20_000
 MAX_PAYLOAD_BYTES = 12 * 1024 * 1024
@@ -205,7 +206,7 @@ class Post(_Strict):
     @property
     def created_at_iso(self) -> str:
         """UTC ISO-8601 with a fixed format, so strings compare in time order."""
-        return self.created_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return utc_iso(self.created_at)
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)

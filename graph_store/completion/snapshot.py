@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from mkg_common.clock import utc_iso
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def take_snapshot(graph: GraphStore, schema: LabelSchema | None = None, context_
     could never be written back safely.
     """
     schema = schema or LabelSchema()
-    taken_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    taken_at = utc_iso(timespec="seconds")
     ents = [EntityInfo(k, n or k, t or "", tuple(c or ()))
             for k, n, t, c in graph.query(SNAPSHOT_ENTITIES, {"posts": context_posts}).rows]
     index = {e.key: i for i, e in enumerate(ents)}

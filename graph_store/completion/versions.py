@@ -18,7 +18,7 @@ from typing import Protocol
 
 import torch
 
-from mkg_common.clock import utc_now
+from mkg_common.clock import utc_iso, utc_now, utc_stamp
 
 from .model import CompletionModel, ModelConfig
 
@@ -56,7 +56,7 @@ class CompletionStore:
         from safetensors.torch import save_file
 
         now = utc_now()
-        version = f"{KIND}-{now.strftime('%Y%m%dT%H%M%S%f')}-{fingerprint[:8]}"
+        version = f"{KIND}-{utc_stamp(now, 'microseconds')}-{fingerprint[:8]}"
         final = self.folders.version_dir(KIND, version)
         tmp = final.with_name(version + ".tmp")
         tmp.mkdir(parents=True, exist_ok=False)
@@ -65,7 +65,7 @@ class CompletionStore:
         (tmp / "vocab.json").write_text(json.dumps({"entities": entities[:model.n_known_entities],
                                                     "relations": relations}))
         config = {"kind": KIND, "version": version, "model": model.cfg.as_dict(), "n_relations": len(relations),
-                  "n_entities": model.n_known_entities, "created_at": now.isoformat(timespec="seconds"),
+                  "n_entities": model.n_known_entities, "created_at": utc_iso(now, "seconds"),
                   "data_fingerprint": fingerprint, "train_config": train_config, "parent": parent}
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))

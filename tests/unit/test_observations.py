@@ -73,6 +73,7 @@ def _stub_extractor(relate, span_threshold=0.5, cap=8) -> MultimodalExtractor:
     """The real extraction logic with the two networks replaced by fixed outputs."""
     ex = MultimodalExtractor.__new__(MultimodalExtractor)
     ex.threshold, ex.span_threshold, ex.max_uncertain, ex.batch_size = 0.5, span_threshold, cap, 32
+    ex.device, ex.precision = "cpu", "auto"
     ex._models = _Models(object(), None, object(), None, "a+b")
     # words: Bill Gates founded Microsoft in Seattle -> PER, ORG (unsure), LOC
     ex._tag = lambda m, sentences, *a: ([["B-PER", "I-PER", "O", "B-ORG", "O", "B-LOC"]],
