@@ -182,12 +182,10 @@ def main() -> None:
         import neo4j
 
         metrics["neo4j_driver"] = neo4j.__version__
-        try:
-            import neo4j_rust_ext  # noqa: F401  (speeds up the driver's packing when installed)
+        import importlib.util
 
-            metrics["neo4j_rust_ext"] = True
-        except ImportError:
-            metrics["neo4j_rust_ext"] = False
+        # neo4j-rust-ext installs neo4j._rust, which the driver then packs and unpacks with
+        metrics["neo4j_rust_ext"] = importlib.util.find_spec("neo4j._rust") is not None
         neo = Neo4jGraphStore(manager.services["neo4j"].address, "neo4j",
                               os.environ.get("MKG_NEO4J_PASSWORD", "mkg-test-password"))
         anchor = anchor_statements(batches)

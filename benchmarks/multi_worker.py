@@ -104,6 +104,9 @@ def run_once(manager: ServiceManager, neo: Neo4jGraphStore, posts: list[dict], n
             "graph_retries": int(sum(m["mkg_graph_retries_total"] for m in scraped)),
             "dead_letters": int(sum(v for m in scraped for k, v in m.items() if k.startswith("mkg_dead_letters_total"))),
             "posts_written_per_worker": [int(m["mkg_posts_written_total"]) for m in scraped],
+            # where the workers' time went: seconds summed over every batch of every worker, per stage
+            "stage_seconds": {stage: round(sum(m.get(f"mkg_stage_seconds_sum{{stage={stage}}}", 0.0) for m in scraped), 2)
+                              for stage in ("parse", "extract", "graph", "commit")},
             "exit_codes": codes, "graph_exact": exact}
 
 
@@ -115,7 +118,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     password = os.environ.get("MKG_NEO4J_PASSWORD", "mkg-test-password")
-    posts = mnre_annotated_posts(SHARED_DATA / "mnre" / "mnre_train.txt", limit=args.posts)
+    posts = []  # every MNRE split's annotated posts, repeated under new ids until there are enough
+    for split in ("train", "val", "test"):
+        posts += mnre_annotated_posts(SHARED_DATA / "mnre" / f"mnre_{split}.txt")
+    posts = [{**posts[i % len(posts)], "id": f"{posts[i % len(posts)]['id']}#{i // len(posts)}"}
+             for i in range(args.posts)]
     manager = ServiceManager()
     started = [s.name for s in manager.status(["kafka", "neo4j"]) if not s.healthy]
     manager.up(["kafka", "neo4j"])

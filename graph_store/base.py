@@ -36,10 +36,6 @@ class QueryResult:
 class GraphStore(ABC):
     """A Cypher graph that stores extracted facts with provenance."""
 
-    # True where a backend joins a write's statements into one (graph_store.cypher.one_statement):
-    # it then gets one statement per type of the schema, so the joined text is the same every batch
-    one_round_trip = False
-
     def __init__(self, schema: LabelSchema | None = None) -> None:
         self.schema = schema or LabelSchema()
         # write transactions the backend ran again after a transient error (deadlock,
@@ -56,7 +52,7 @@ class GraphStore(ABC):
         Validates every label and relationship type first, so a bad batch
         raises :class:`graph_store.schema.SchemaViolation` and writes nothing.
         """
-        statements = batch_statements(batch, self.schema, every_type=self.one_round_trip)
+        statements = batch_statements(batch, self.schema)
         if statements:
             self._run_write(statements)
 

@@ -9,8 +9,6 @@ which is what makes at-least-once delivery exact in the graph.
 """
 from __future__ import annotations
 
-import re
-
 from .records import GraphBatch, InferredFact, aggregate_entities, aggregate_facts
 from .schema import (
     CANDIDATE_RELATION, CANDIDATE_TYPE, ENTITY, ENTITY_PROVENANCE, EXAMPLE, FACT_PROVENANCE, INFERRED, MENTIONS,
@@ -176,16 +174,11 @@ def candidate_query(label: str, fields: tuple[str, ...], where: str = "") -> str
 
 # --- validated batches ---------------------------------------------------------------------------------
 
-def batch_statements(batch: GraphBatch, schema: LabelSchema, every_type: bool = False) -> list[tuple[str, dict]]:
+def batch_statements(batch: GraphBatch, schema: LabelSchema) -> list[tuple[str, dict]]:
     """Validated (statement, parameters) pairs for one batch, in write order.
 
     Raises :class:`graph_store.schema.SchemaViolation` before anything is built
     if any label or relationship type is not in the schema.
-
-    ``every_type`` emits a statement for every type of the schema, with no
-    rows for the types the batch lacks: the statements, and so their text
-    once joined by :func:`one_statement`, are then the same for every batch,
-    and the server plans them once instead of once per mix of types.
     """
     entities = aggregate_entities(batch.entities)
     facts = aggregate_facts(batch.facts)
@@ -193,14 +186,12 @@ def batch_statements(batch: GraphBatch, schema: LabelSchema, every_type: bool = 
         schema.check_entity_type(label)
     for rel in facts:
         schema.check_relation_type(rel)
-    labels = sorted(schema.entity_types) if every_type else sorted(entities)
-    rels = sorted(schema.relation_types) if every_type else sorted(facts)
     out: list[tuple[str, dict]] = []
-    for label in labels:
-        out.append((entity_statement(label), {"rows": entities.get(label, [])}))
-    for rel in rels:
-        out.append((fact_statement(rel), {"rows": facts.get(rel, [])}))
-    if batch.posts or every_type:
+    for label, rows in entities.items():  # sorted by type, rows by key (graph_store.records)
+        out.append((entity_statement(label), {"rows": rows}))
+    for rel, rows in facts.items():
+        out.append((fact_statement(rel), {"rows": rows}))
+    if batch.posts:
         rows = [
             {"id": p.id, "created_at": p.created_at, "text": p.text, "author": p.author,
              "source": p.source, "mentions": sorted(set(p.mentions)), "model_version": p.model_version,
@@ -229,25 +220,3 @@ def inferred_statements(facts: list[InferredFact], run_id: str, schema: LabelSch
     out.append((REMOVE_STALE_INFERRED, {"run_id": run_id}))
     return out
 
-
-_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def one_statement(statements: list[tuple[str, dict]], scope_clause: bool = True) -> tuple[str, dict]:
-    """``statements`` as one statement of unit subqueries, run in order: one round trip.
-
-    Each statement becomes ``CALL () { ... }`` (``CALL { ... }`` without
-    ``scope_clause``, for Neo4j before 5.23) with its parameters renamed apart
-    (``$rows`` of the third is ``$rows_2``). A unit subquery keeps the single
-    outer row, so every statement runs exactly once, and later ones see what
-    earlier ones wrote (facts MATCH the entities merged before them). Only for
-    statements built here: their text holds no ``$`` but in parameters.
-    """
-    if len(statements) == 1:
-        return statements[0]
-    parts, params = [], {}
-    for i, (text, values) in enumerate(statements):
-        call = "CALL () { " if scope_clause else "CALL { "
-        parts.append(call + _PARAMETER.sub(lambda m: f"${m.group(1)}_{i}", text) + " }")
-        params.update({f"{name}_{i}": value for name, value in values.items()})
-    return " ".join(parts), params
