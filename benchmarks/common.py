@@ -86,3 +86,21 @@ def clear_graph(store) -> None:
         session.run("MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 20000 ROWS").consume()
         session.run("MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 20000 ROWS").consume()
     store.ensure_schema()
+
+
+def expected_facts(extractor, posts: list[dict]) -> dict[tuple[str, str, str], set[str]]:
+    """What the graph must hold after ``posts`` go through ``extractor``: (head, type, tail) -> post ids."""
+    from graph_store.records import GraphBatch
+    from graph_store.schema import LabelSchema
+    from pipeline.post import parse_post
+    from pipeline.to_graph import add_post
+    from pipeline.worker import extraction_input
+
+    parsed = [parse_post(json.dumps(p)) for p in posts]
+    batch = GraphBatch()
+    for post, ext in zip(parsed, extractor.extract([extraction_input(p) for p in parsed])):
+        add_post(batch, post, ext, extractor.model_version, LabelSchema())
+    out: dict[tuple[str, str, str], set[str]] = {}
+    for f in batch.facts:
+        out.setdefault((f.head_key, f.relation, f.tail_key), set()).add(f.prov.post_id)
+    return out

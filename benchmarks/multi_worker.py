@@ -25,32 +25,16 @@ from pathlib import Path
 
 import yaml
 
+from extractors.gold import GoldExtractor
 from graph_store.neo4j_backend import Neo4jGraphStore
 from pipeline.gold import mnre_annotated_posts
 from pipeline.services.manager import ServiceManager
 
-from .common import SHARED_DATA, clear_graph, write_result
+from .common import SHARED_DATA, clear_graph, expected_facts, write_result
 from .worker_group import WorkerGroup
 
 log = logging.getLogger("benchmarks.multi_worker")
 PARTITIONS = 4
-
-
-def expected_facts(posts: list[dict]) -> dict[tuple[str, str, str], set[str]]:
-    from graph_store.records import GraphBatch
-    from graph_store.schema import LabelSchema
-    from pipeline.gold import GOLD_VERSION, gold_extraction
-    from pipeline.post import parse_post
-    from pipeline.to_graph import add_post
-
-    batch = GraphBatch()
-    for wire in posts:
-        post = parse_post(json.dumps(wire))
-        add_post(batch, post, gold_extraction(post), GOLD_VERSION, LabelSchema())
-    out: dict[tuple[str, str, str], set[str]] = {}
-    for f in batch.facts:
-        out.setdefault((f.head_key, f.relation, f.tail_key), set()).add(f.prov.post_id)
-    return out
 
 
 def run_once(manager: ServiceManager, neo: Neo4jGraphStore, posts: list[dict], n: int, workdir: Path,
@@ -96,7 +80,7 @@ def run_once(manager: ServiceManager, neo: Neo4jGraphStore, posts: list[dict], n
         codes = group.stop()
     rows = neo.query("MATCH (h:Entity)-[r]->(t:Entity) RETURN h.key, type(r), t.key, r.post_ids").rows
     facts = {(h, rel, t): set(ids) for h, rel, t, ids in rows}
-    exact = len(rows) == len(facts) and facts == expected_facts(posts) \
+    exact = len(rows) == len(facts) and facts == expected_facts(GoldExtractor(), posts) \
         and all(len(ids) == len(set(ids)) for *_, ids in rows)
     return {"posts_per_s": round(len(posts) / seconds, 1), "seconds": round(seconds, 2),
             "triples_per_s": round(sum(len(v) for v in facts.values()) / seconds, 1),

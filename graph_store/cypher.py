@@ -219,4 +219,3 @@ def inferred_statements(facts: list[InferredFact], run_id: str, schema: LabelSch
             out.append((inferred_fact_statement(rel), {"rows": rows[i:i + batch_rows]}))
     out.append((REMOVE_STALE_INFERRED, {"run_id": run_id}))
     return out
-

@@ -106,13 +106,12 @@ def _stop_on_signals() -> threading.Event:
 
 
 def cmd_worker(args) -> int:
-    from tqdm import tqdm
-
-    from .runtime import running_worker
-
     from contextlib import nullcontext
 
+    from tqdm import tqdm
+
     from .health import HealthServer
+    from .runtime import running_worker
 
     stop = _stop_on_signals()
     cfg = _load(args)

@@ -60,8 +60,9 @@ class WorkerMetrics:
     def dead_lettered(self) -> int:
         return sum(self.dead_letters.values())
 
-    def time_stage(self, stage: str, seconds: float) -> None:
-        self.stage_seconds.labels(stage).observe(seconds)
+    def time_stage(self, stage: str):
+        """A context (or decorator) that observes how long ``stage`` took in this batch."""
+        return self.stage_seconds.labels(stage).time()
 
     def committed(self, produced_at: list[float | None], now: float | None = None) -> None:
         """Record end-to-end latencies of committed records (produce times, epoch seconds; None: unknown)."""

@@ -226,19 +226,17 @@ class Worker:
                 self._extend_schema()
         except Exception:  # a broken new version must not stop the stream
             log.exception("model reload failed; keeping the loaded model")
-        started = time.perf_counter()
-        pending = [item for item in (self._prepare(r) for r in records) if item is not None]
-        self.metrics.time_stage("parse", time.perf_counter() - started)
+        with self.metrics.time_stage("parse"):
+            pending = [item for item in (self._prepare(r) for r in records) if item is not None]
         written: list[_Rows] = []
         while pending:  # one round unless the batch holds other versions of an id (see _one_version_per_id)
             items, pending = _one_version_per_id(pending)
             written += self._write_round(self._without_conflicts(items))
-        started = time.perf_counter()
-        self.dead_letters.flush()
-        if self.observations is not None:
-            self.observations.flush()
-        self.source.commit(records)
-        self.metrics.time_stage("commit", time.perf_counter() - started)
+        with self.metrics.time_stage("commit"):
+            self.dead_letters.flush()
+            if self.observations is not None:
+                self.observations.flush()
+            self.source.commit(records)
         self.metrics.committed([r.produced_at for r in records])
         self.metrics.lag = self.source.lag()
         self.metrics.transaction_retries = self.graph.transaction_retries
@@ -253,16 +251,14 @@ class Worker:
 
     def _write_round(self, items: list[_Item]) -> list[_Rows]:
         parts = []
-        started = time.perf_counter()
-        extracted = self._extract(items)
-        self.metrics.time_stage("extract", time.perf_counter() - started)
+        with self.metrics.time_stage("extract"):
+            extracted = self._extract(items)
         for item, extraction in extracted:
             rows = self._rows(item, extraction)
             if rows is not None:
                 parts.append(rows)
-        started = time.perf_counter()
-        written = self._write_isolating(parts)
-        self.metrics.time_stage("graph", time.perf_counter() - started)
+        with self.metrics.time_stage("graph"):
+            written = self._write_isolating(parts)
         for part in written:
             self._observe(part.item, part.extraction)
         return written

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.common import expected_facts  # noqa: F401  (the tests' expected triples; one home)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 # `mkg worker` killed right after its k-th graph write, before the commit (see the script)
@@ -71,24 +73,6 @@ def malformed_payloads() -> list[bytes]:
             out.append(json.dumps({"id": pid, **good, "text": 12345}).encode())
         else:
             out.append(b"")  # empty record
-    return out
-
-
-def expected_facts(extractor, posts: list[dict]) -> dict[tuple[str, str, str], set[str]]:
-    """What the graph must hold after ``posts``: (head, type, tail) -> post ids."""
-    from graph_store.records import GraphBatch
-    from graph_store.schema import LabelSchema
-    from pipeline.post import parse_post
-    from pipeline.to_graph import add_post
-    from pipeline.worker import extraction_input
-
-    parsed = [parse_post(json.dumps(p)) for p in posts]
-    batch = GraphBatch()
-    for post, ext in zip(parsed, extractor.extract([extraction_input(p) for p in parsed])):
-        add_post(batch, post, ext, extractor.model_version, LabelSchema())
-    out: dict[tuple[str, str, str], set[str]] = {}
-    for f in batch.facts:
-        out.setdefault((f.head_key, f.relation, f.tail_key), set()).add(f.prov.post_id)
     return out
 
 

@@ -20,7 +20,8 @@ def test_metrics_export_what_the_worker_counted():
     m.posts_written, m.transaction_retries = 7, 2
     m.dead_letters["parse"] += 3
     m.lag = {("posts", 0): 5, ("posts", 3): 0}
-    m.time_stage("graph", 0.2)
+    with m.time_stage("graph"):
+        pass
     m.committed([time.time() - 1.5, None])
     with HealthServer(m, port=0) as server:
         status, text = http_get(f"http://127.0.0.1:{server.port}/metrics")
