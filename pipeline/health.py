@@ -10,6 +10,7 @@ while the graph is down.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,3 +82,44 @@ class HealthServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def probe(base_url: str, paths: tuple[str, ...] = ("/livez", "/readyz"), timeout_s: float = 3.0) -> list[str]:
+    """What is wrong with a running worker's endpoints: one line per path that did not
+    answer 200 (empty when healthy). The container health check runs this."""
+    import urllib.error
+    import urllib.request
+
+    failures = []
+    for path in paths:
+        try:
+            with urllib.request.urlopen(base_url.rstrip("/") + path, timeout=timeout_s) as response:
+                if response.status != 200:
+                    failures.append(f"{path}: HTTP {response.status}")
+        except urllib.error.HTTPError as exc:
+            failures.append(f"{path}: HTTP {exc.code} {exc.read().decode(errors='replace').strip()}")
+        except OSError as exc:
+            failures.append(f"{path}: {exc}")
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipeline.health [URL]``: exit 0 when the worker is live and ready."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.health",
+        description="Health check of a running worker: exit 0 when /livez and /readyz answer 200, "
+                    "1 otherwise (what failed goes to stderr). Used by the compose and image health checks.")
+    parser.add_argument("url", nargs="?", default="http://127.0.0.1:9100",
+                        help="where the worker serves (mkg worker --metrics-port); default %(default)s")
+    parser.add_argument("--timeout", type=float, default=3.0, help="seconds per request (default %(default)s)")
+    args = parser.parse_args(argv)
+    failures = probe(args.url, timeout_s=args.timeout)
+    for line in failures:
+        print(line, file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

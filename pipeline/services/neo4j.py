@@ -19,11 +19,12 @@ _HERE = Path(__file__).resolve().parent
 _POM = _HERE / "poms" / "neo4j.xml"
 _LAUNCHER = _HERE / "java" / "MkgNeo4j.java"
 
+# Small heap: the dev box has 2 cores and also runs Kafka (the container image sizes its own).
+_HEAP_FLAGS = ["-Xms256m", "-Xmx768m"]
 # Same flags the Neo4j server scripts pass; without them the page cache and Netty
-# fall back to slower reflection-free paths on Java 17+.
-_JVM_FLAGS = [
-    "-Xms256m",
-    "-Xmx768m",
+# fall back to slower reflection-free paths on Java 17+. The container image
+# (deploy/neo4j) runs with these too.
+JVM_FLAGS = [
     "-XX:+UseG1GC",
     "-XX:-OmitStackTraceInFastThrow",
     "-XX:+DisableExplicitGC",
@@ -90,7 +91,7 @@ class Neo4jService(Service):
         # Password via env, not argv, so it does not show up in `ps`.
         env = {**os.environ, "MKG_NEO4J_PASSWORD": self.password}
         return subprocess.Popen(
-            [_jdk_tool("java"), *_JVM_FLAGS, "-cp", classpath, "MkgNeo4j",
+            [_jdk_tool("java"), *_HEAP_FLAGS, *JVM_FLAGS, "-cp", classpath, "MkgNeo4j",
              str(run_dir), self.host, str(self.bolt_port)],
             cwd=run_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,

@@ -48,3 +48,20 @@ def test_readiness_follows_source_and_graph_and_liveness_the_loop():
         m.last_loop = time.monotonic() - 10  # the loop has not turned for longer than stale_after_s
         assert http_get(url + "/livez")[0] == 503
         assert http_get(url + "/nothing")[0] == 404
+
+
+def test_probe_is_the_container_health_check(capsys):
+    """`python -m pipeline.health URL` (the compose health check) exits 0 only when live and ready."""
+    from pipeline.health import main, probe
+
+    m = WorkerMetrics()
+    with HealthServer(m, port=0, stale_after_s=5) as server:
+        url = f"http://127.0.0.1:{server.port}"
+        assert main([url]) == 1 and "/readyz: HTTP 503" in capsys.readouterr().err
+        m.source_ok = True
+        assert main([url]) == 0 and probe(url) == []
+        m.last_loop = time.monotonic() - 10
+        (failure,) = probe(url)
+        assert failure.startswith("/livez: HTTP 503 stalled: loop turned 10.")
+    assert main([url, "--timeout", "1"]) == 1  # nothing serves there any more
+    assert "/livez" in capsys.readouterr().err

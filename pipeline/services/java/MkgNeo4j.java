@@ -1,3 +1,5 @@
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
@@ -9,6 +11,7 @@ import org.neo4j.configuration.GraphDatabaseSettings;
 import org.neo4j.configuration.connectors.BoltConnector;
 import org.neo4j.configuration.connectors.HttpConnector;
 import org.neo4j.configuration.helpers.SocketAddress;
+import org.neo4j.configuration.helpers.SocketAddressParser;
 import org.neo4j.dbms.api.DatabaseManagementService;
 import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
 
@@ -19,6 +22,12 @@ import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
  * <p>Usage: {@code MkgNeo4j <home-dir> <host> <bolt-port>}. The password for user
  * {@code neo4j} comes from env {@code MKG_NEO4J_PASSWORD} (kept off the command line);
  * if it is empty, auth is disabled. Blocks until SIGTERM, then shuts down cleanly.
+ *
+ * <p>Optional environment, for the container image ({@code deploy/neo4j}):
+ * {@code MKG_NEO4J_ADVERTISED} (host:port clients are told, when the listen address is
+ * 0.0.0.0), {@code MKG_NEO4J_PAGECACHE_MB} (default 128, sized for a 2-core dev box) and
+ * {@code MKG_NEO4J_READY_FILE} (written once Bolt serves with the wanted password, removed
+ * on shutdown: what the container's health check reads).
  */
 public final class MkgNeo4j {
     public static void main(String[] args) {
@@ -39,18 +48,24 @@ public final class MkgNeo4j {
         SocketAddress bolt = new SocketAddress(args[1], Integer.parseInt(args[2]));
         String password = System.getenv().getOrDefault("MKG_NEO4J_PASSWORD", "");
         boolean auth = !password.isEmpty();
+        String advertisedEnv = System.getenv().getOrDefault("MKG_NEO4J_ADVERTISED", "");
+        SocketAddress advertised = advertisedEnv.isEmpty() ? bolt : SocketAddressParser.socketAddress(advertisedEnv, SocketAddress::new);
+        long pagecacheMb = Long.parseLong(System.getenv().getOrDefault("MKG_NEO4J_PAGECACHE_MB", "128"));
+        String readyEnv = System.getenv().getOrDefault("MKG_NEO4J_READY_FILE", "");
+        Path readyFile = readyEnv.isEmpty() ? null : Path.of(readyEnv);
+        deleteQuietly(readyFile); // a file left by a killed run must not say "ready" before we are
 
         // Small footprint: Kafka shares a 2-core box; a test graph needs little cache.
         DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(home)
                 .setConfig(BoltConnector.enabled, true)
                 .setConfig(BoltConnector.listen_address, bolt)
-                .setConfig(BoltConnector.advertised_address, bolt)
+                .setConfig(BoltConnector.advertised_address, advertised)
                 .setConfig(HttpConnector.enabled, false)
                 .setConfig(GraphDatabaseSettings.auth_enabled, auth)
                 .setConfig(GraphDatabaseSettings.auth_minimum_password_length, 1)
                 // Health probes may race the password change below; never lock the user out.
                 .setConfig(GraphDatabaseSettings.auth_max_failed_attempts, 0)
-                .setConfig(GraphDatabaseSettings.pagecache_memory, 128L << 20)
+                .setConfig(GraphDatabaseSettings.pagecache_memory, pagecacheMb << 20)
                 .setConfig(GraphDatabaseSettings.memory_transaction_global_max_size, 256L << 20)
                 .setConfig(GraphDatabaseSettings.memory_transaction_max_size, 128L << 20)
                 .setConfig(GraphDatabaseSettings.preallocate_logical_logs, false)
@@ -64,6 +79,7 @@ public final class MkgNeo4j {
         AtomicBoolean stopping = new AtomicBoolean();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             stopping.set(true);
+            deleteQuietly(readyFile);
             System.out.println("MkgNeo4j: shutting down");
             try {
                 dbms.shutdown();
@@ -84,7 +100,25 @@ public final class MkgNeo4j {
         }
         System.out.println("MkgNeo4j: ready on bolt://" + bolt + " (auth " + (auth ? "enabled" : "disabled") + ")");
         System.out.flush();
+        if (readyFile != null) {
+            try {
+                Files.writeString(readyFile, "bolt://" + advertised + "\n");
+            } catch (IOException e) {
+                throw new IllegalStateException("cannot write ready file " + readyFile, e);
+            }
+        }
         stopped.await();
+    }
+
+    private static void deleteQuietly(Path file) {
+        if (file == null) {
+            return;
+        }
+        try {
+            Files.deleteIfExists(file);
+        } catch (IOException e) {
+            System.err.println("MkgNeo4j: cannot remove " + file + ": " + e);
+        }
     }
 
     /**
