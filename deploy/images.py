@@ -135,8 +135,12 @@ def build(spec: ImageSpec, tag: str, base_image: str, pip_cert: str | None, dock
 def build_images(names: list[str] | None = None, tag: str = "latest", prefix: str = DEFAULT_PREFIX,
                  base_image: str = DEFAULT_BASE, pip_cert: str | None = None,
                  build_dir: Path | None = None) -> dict[str, float]:
-    """Build ``names`` (default: all) and return seconds per image, base included."""
+    """Build ``names`` (default: all) and return seconds per image, base included.
+
+    ``pip_cert`` None means ``$PIP_CERT`` (the CA bundle pip on this machine uses), if set.
+    """
     names = list(names or IMAGES)
+    pip_cert = pip_cert or os.environ.get("PIP_CERT") or None
     unknown = set(names) - set(IMAGES)
     if unknown:
         raise ValueError(f"unknown images {sorted(unknown)}; choose from {list(IMAGES)}")
