@@ -15,7 +15,12 @@ Errors about the statements or their data (``ClientError``, ``DatabaseError``)
 surface as :class:`GraphRejected`: retrying them fails again, so the worker
 splits the batch and dead-letters the post that causes them. A uniqueness
 violation is the exception: our writes only MERGE, so it means two writers
-raced to create one node, and a retry succeeds.
+raced to create one node, and a retry succeeds. So is the reverse case of a
+transient error that no retry can cure: a batch larger than the server's
+per-transaction memory (``db.memory.transaction.max``) fails the same way
+every time, so it is :class:`GraphRejected` too, and the worker splits it
+until the halves fit (a single post over the limit is dead-lettered with the
+server's reason) instead of waiting on it forever.
 """
 from __future__ import annotations
 
@@ -37,6 +42,14 @@ _REJECTED = (ClientError, DatabaseError)
 # every post would fail the same way, so they must not be dead-lettered.
 _NOT_THE_DATA = ("Neo.ClientError.Security.", "Neo.ClientError.Database.", "Neo.ClientError.General.Forbidden",
                  "Neo.ClientError.Cluster.")
+# The per-transaction memory limit: the same batch exceeds it on every retry. (The server-wide
+# pool, db.memory.transaction.total.max, is shared with other writers and stays transient.)
+_TOO_LARGE = "Neo.TransientError.General.MemoryPoolOutOfMemoryError"
+_TOO_LARGE_SETTING = "db.memory.transaction.max "
+
+
+def _too_large(exc: Exception) -> bool:
+    return getattr(exc, "code", None) == _TOO_LARGE and _TOO_LARGE_SETTING in (getattr(exc, "message", None) or "")
 
 
 class Neo4jGraphStore(GraphStore):
@@ -89,6 +102,10 @@ class Neo4jGraphStore(GraphStore):
     def _guard(self, fn):
         try:
             return fn()
+        except TransientError as exc:
+            if _too_large(exc):
+                raise GraphRejected(f"the transaction exceeds Neo4j's per-transaction memory: {exc}") from exc
+            raise GraphUnavailable(f"Neo4j unavailable: {exc}") from exc
         except _OUTAGE as exc:
             raise GraphUnavailable(f"Neo4j unavailable: {exc}") from exc
         except _REJECTED as exc:

@@ -65,3 +65,40 @@ def test_uniqueness_is_enforced_at_startup(graph_store):
     else:
         rows = graph_store.query("CALL db.indexes() YIELD label, properties RETURN label, properties").rows
         assert ["Entity", ["key"]] in rows and ["Post", ["id"]] in rows
+
+
+@pytest.mark.integration
+def test_a_batch_over_neo4js_transaction_memory_is_rejected_so_the_worker_splits_it(services):
+    """Retrying cannot shrink a batch: over db.memory.transaction.max (128 MiB on the test server)
+    it is GraphRejected, which makes the worker split it, not wait on it forever; its halves fit."""
+    import random
+    import string
+
+    from conftest import neo4j_password
+
+    from graph_store.base import GraphRejected
+    from graph_store.neo4j_backend import Neo4jGraphStore
+    from graph_store.records import PostRow
+
+    rng = random.Random(7)
+    words = ["".join(rng.choices(string.ascii_lowercase, k=9)) for _ in range(4000)]
+    posts = [PostRow(id=f"big-{i}", created_at="2026-01-01T00:00:00Z", content_hash=f"h{i}",
+                     text=" ".join(rng.choices(words, k=1999))[:20_000]) for i in range(3200)]  # 1,600 fit
+    store = Neo4jGraphStore(services.services["neo4j"].address, "neo4j", neo4j_password(), max_retry_time=0.0)
+
+    def remove_big_posts():  # a few hundred per transaction: deleting them all at once is over the limit too
+        while store.query("MATCH (p:Post) WHERE p.id STARTS WITH 'big-' WITH p LIMIT 300 "
+                          "DETACH DELETE p RETURN count(*)").rows[0][0]:
+            pass
+
+    try:
+        remove_big_posts()
+        with pytest.raises(GraphRejected, match="per-transaction memory"):
+            store.write(GraphBatch(posts=posts))
+        assert store.query("MATCH (p:Post) WHERE p.id STARTS WITH 'big-' RETURN count(p)").rows == [[0]]
+        for i in range(0, len(posts), 800):
+            store.write(GraphBatch(posts=posts[i:i + 800]))
+        assert store.query("MATCH (p:Post) WHERE p.id STARTS WITH 'big-' RETURN count(p)").rows == [[len(posts)]]
+        remove_big_posts()
+    finally:
+        store.close()

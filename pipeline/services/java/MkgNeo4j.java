@@ -25,7 +25,9 @@ import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
  *
  * <p>Optional environment, for the container image ({@code deploy/neo4j}):
  * {@code MKG_NEO4J_ADVERTISED} (host:port clients are told, when the listen address is
- * 0.0.0.0), {@code MKG_NEO4J_PAGECACHE_MB} (default 128, sized for a 2-core dev box) and
+ * 0.0.0.0), {@code MKG_NEO4J_PAGECACHE_MB} (default 128, sized for a 2-core dev box),
+ * {@code MKG_NEO4J_TX_MAX_MB} and {@code MKG_NEO4J_TX_TOTAL_MB} (one transaction's and all
+ * transactions' memory, default 128 and 256: a bigger graph batch is refused, and split) and
  * {@code MKG_NEO4J_READY_FILE} (written once Bolt serves with the wanted password, removed
  * on shutdown: what the container's health check reads).
  */
@@ -51,6 +53,8 @@ public final class MkgNeo4j {
         String advertisedEnv = System.getenv().getOrDefault("MKG_NEO4J_ADVERTISED", "");
         SocketAddress advertised = advertisedEnv.isEmpty() ? bolt : SocketAddressParser.socketAddress(advertisedEnv, SocketAddress::new);
         long pagecacheMb = Long.parseLong(System.getenv().getOrDefault("MKG_NEO4J_PAGECACHE_MB", "128"));
+        long txMaxMb = Long.parseLong(System.getenv().getOrDefault("MKG_NEO4J_TX_MAX_MB", "128"));
+        long txTotalMb = Long.parseLong(System.getenv().getOrDefault("MKG_NEO4J_TX_TOTAL_MB", "256"));
         String readyEnv = System.getenv().getOrDefault("MKG_NEO4J_READY_FILE", "");
         Path readyFile = readyEnv.isEmpty() ? null : Path.of(readyEnv);
         deleteQuietly(readyFile); // a file left by a killed run must not say "ready" before we are
@@ -66,8 +70,8 @@ public final class MkgNeo4j {
                 // Health probes may race the password change below; never lock the user out.
                 .setConfig(GraphDatabaseSettings.auth_max_failed_attempts, 0)
                 .setConfig(GraphDatabaseSettings.pagecache_memory, pagecacheMb << 20)
-                .setConfig(GraphDatabaseSettings.memory_transaction_global_max_size, 256L << 20)
-                .setConfig(GraphDatabaseSettings.memory_transaction_max_size, 128L << 20)
+                .setConfig(GraphDatabaseSettings.memory_transaction_global_max_size, txTotalMb << 20)
+                .setConfig(GraphDatabaseSettings.memory_transaction_max_size, txMaxMb << 20)
                 .setConfig(GraphDatabaseSettings.preallocate_logical_logs, false)
                 .setConfig(GraphDatabaseSettings.keep_logical_logs, "128M size")
                 // Netty's default 5 s quiet period, paid twice, made SIGTERM take ~10 s.
