@@ -80,6 +80,10 @@ def stage_java_context(name: str, build_dir: Path) -> Path:
     shutil.rmtree(context, ignore_errors=True)
     shutil.copytree(DEPLOY / name, context)
     shutil.copytree(cache / name / "lib", context / "lib")
+    if name == "kafka":
+        from pipeline.services.kafka import LOG4J2
+
+        (context / "log4j2.properties").write_text(LOG4J2)
     if name == "neo4j":
         from pipeline.services.neo4j import JVM_FLAGS
 

@@ -7,8 +7,10 @@
 # Listeners: INTERNAL on :9092 for the compose network (advertised as
 # KAFKA_INTERNAL_ADVERTISED, default kafka:9092) and HOST on :19092 for producers outside it
 # (advertised as KAFKA_HOST_ADVERTISED, default 127.0.0.1:19092: publish it on the host's
-# loopback). Any other broker setting: KAFKA_CFG_<NAME> with dots as underscores, e.g.
-# KAFKA_CFG_LOG_RETENTION_HOURS=48 -> log.retention.hours=48.
+# loopback). LOCAL on 127.0.0.1:9094 is the health check's: it resolves in any container,
+# whatever the compose network calls the broker. Any other broker setting:
+# KAFKA_CFG_<NAME> with dots as underscores, e.g. KAFKA_CFG_LOG_RETENTION_HOURS=48 ->
+# log.retention.hours=48.
 set -euo pipefail
 
 DATA_DIR="${KAFKA_DATA_DIR:-/var/lib/kafka/data}"
@@ -16,7 +18,7 @@ CONFIG="${KAFKA_CONFIG:-/etc/kafka/server.properties}"
 CLASSPATH="/opt/kafka/classes:/opt/kafka/lib/*"
 read -r -a HEAP <<<"${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 JAVA=(java "${HEAP[@]}" -XX:+UseG1GC -Djava.awt.headless=true -Dlog4j2.shutdownHookEnabled=false
-      -Dlog4j2.configurationFile=/etc/kafka/log4j2.properties -cp "$CLASSPATH")
+      -Dlog4j2.configurationFile=/opt/kafka/log4j2.properties -cp "$CLASSPATH")
 
 server_properties() {
     local max_bytes=$((16 * 1024 * 1024))  # posts carry images; the client config allows 16 MiB
@@ -24,9 +26,9 @@ server_properties() {
         echo "process.roles=broker,controller"
         echo "node.id=${KAFKA_NODE_ID:-1}"
         echo "controller.quorum.bootstrap.servers=localhost:9093"
-        echo "listeners=INTERNAL://0.0.0.0:9092,HOST://0.0.0.0:19092,CONTROLLER://localhost:9093"
-        echo "advertised.listeners=INTERNAL://${KAFKA_INTERNAL_ADVERTISED:-kafka:9092},HOST://${KAFKA_HOST_ADVERTISED:-127.0.0.1:19092},CONTROLLER://localhost:9093"
-        echo "listener.security.protocol.map=INTERNAL:PLAINTEXT,HOST:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        echo "listeners=INTERNAL://0.0.0.0:9092,HOST://0.0.0.0:19092,LOCAL://127.0.0.1:9094,CONTROLLER://localhost:9093"
+        echo "advertised.listeners=INTERNAL://${KAFKA_INTERNAL_ADVERTISED:-kafka:9092},HOST://${KAFKA_HOST_ADVERTISED:-127.0.0.1:19092},LOCAL://127.0.0.1:9094,CONTROLLER://localhost:9093"
+        echo "listener.security.protocol.map=INTERNAL:PLAINTEXT,HOST:PLAINTEXT,LOCAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
         echo "inter.broker.listener.name=INTERNAL"
         echo "controller.listener.names=CONTROLLER"
         echo "log.dirs=$DATA_DIR"
@@ -48,24 +50,10 @@ server_properties() {
     }
 }
 
-write_log4j() {
-    cat >/etc/kafka/log4j2.properties <<'LOG'
-status = warn
-appender.console.type = Console
-appender.console.name = STDOUT
-appender.console.layout.type = PatternLayout
-appender.console.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.stdout.ref = STDOUT
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-LOG
-}
 
 case "${1:-serve}" in
     serve)
         server_properties >"$CONFIG"
-        write_log4j
         if [[ ! -f "$DATA_DIR/meta.properties" ]]; then
             cluster_id="${KAFKA_CLUSTER_ID:-$("${JAVA[@]}" kafka.tools.StorageTool random-uuid)}"
             "${JAVA[@]}" kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$CONFIG"
@@ -76,8 +64,8 @@ case "${1:-serve}" in
         server_properties
         ;;
     ready)
-        exec java -Xmx64m -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile=/etc/kafka/log4j2.properties \
-            -cp "$CLASSPATH" KafkaReady localhost:9092
+        # log4j's default configuration (errors only): a health check's output is kept by docker
+        exec java -Xmx64m -XX:TieredStopAtLevel=1 -cp "$CLASSPATH" KafkaReady 127.0.0.1:9094
         ;;
     *)
         exec "$@"

@@ -25,8 +25,9 @@ _JVM_OPTS = [
     "-Dlog4j2.shutdownHookEnabled=false",
 ]
 
-# Console-only logging: stdout is already redirected to the service log by the caller.
-_LOG4J2 = """\
+# Console-only logging: stdout is already redirected to the service log by the caller (the
+# container image, deploy/kafka, logs with it too: docker keeps stdout).
+LOG4J2 = """\
 status = warn
 appender.console.type = Console
 appender.console.name = STDOUT
@@ -130,7 +131,7 @@ class KafkaService(Service):
         run_dir.mkdir(parents=True, exist_ok=True)
         config, log4j = run_dir / "server.properties", run_dir / "log4j2.properties"
         config.write_text(self._properties(run_dir))
-        log4j.write_text(_LOG4J2)
+        log4j.write_text(LOG4J2)
         java = [
             _java(), *_JVM_OPTS,
             f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={run_dir / 'logs'}",
