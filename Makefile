@@ -55,7 +55,7 @@ models: install
 # (debootstrap base, Maven Central jars, PyPI); `compose-test` builds them, starts the stack
 # for real, checks posts -> Neo4j, a DAG run in Airflow and the volumes, tears it down and
 # records benchmarks/results/compose.json. Needs root; installs Debian's docker.io,
-# docker-compose and debootstrap when missing. About 10 min from nothing, 3 min cached.
+# docker-compose and debootstrap when missing. About 7 min from nothing, 3 min cached.
 images: install
 	bash deploy/install-engine.sh
 	$(BIN)/python -m deploy.images

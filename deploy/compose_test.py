@@ -210,7 +210,8 @@ def produce_posts(bootstrap: str, topic: str) -> tuple[list[dict], int]:
     return valid, invalid
 
 
-def wait_for_posts(uri: str, password: str, ids: list[str], timeout_s: float) -> dict[tuple[str, str, str], set[str]]:
+def wait_for_posts(uri: str, password: str, ids: list[str],
+                   timeout_s: float) -> tuple[int, dict[tuple[str, str, str], set[str]]]:
     """Poll Neo4j until every post id has a :Post node (or time runs out); return the posts
     found and the graph's facts, (head key, relation, tail key) -> post ids."""
     from neo4j import GraphDatabase
