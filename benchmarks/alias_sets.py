@@ -89,14 +89,15 @@ def countries() -> list[LabelledPair]:
 _LATIN_NAME = re.compile(r"^[A-Z][A-Za-z' .\-]+$")
 
 
-def _nearby(cities: list[dict], k: int = 8) -> dict[int, list[str]]:
-    """Names of the ``k`` nearest other cities of each city (great-circle distance)."""
+def _nearby(cities: list[dict], indices: set[int], k: int = 8) -> dict[int, list[str]]:
+    """Names of the ``k`` nearest other cities (great-circle distance, among all of
+    ``cities``) of the cities at ``indices``."""
     import numpy as np
 
     lat = np.radians([c["latitude"] for c in cities])
     lon = np.radians([c["longitude"] for c in cities])
     xyz = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
-    return {i: [cities[j]["name"] for j in np.argsort(-(xyz @ xyz[i]))[1:k + 1]] for i in range(len(cities))}
+    return {i: [cities[j]["name"] for j in np.argsort(-(xyz @ xyz[i]))[1:k + 1]] for i in sorted(indices)}
 
 
 def cities(limit: int = 3000, seed: int = 0) -> list[LabelledPair]:
@@ -113,9 +114,8 @@ def cities(limit: int = 3000, seed: int = 0) -> list[LabelledPair]:
     for i, city in enumerate(all_cities):
         by_name.setdefault(comparable(city["name"]), []).append(i)
     homonym_of = {i: next((j for j in by_name[comparable(all_cities[i]["name"])] if j != i), None) for i in picked}
-
-    near = _nearby(all_cities, 8)  # over all cities: a homonym's neighbours come from its own region
-
+    # neighbours among all cities, for the picked ones and their homonyms (each in its own region)
+    near = _nearby(all_cities, set(picked) | {j for j in homonym_of.values() if j is not None}, 8)
 
     def context(i: int, side: int) -> str:
         names = near[i][:]

@@ -33,8 +33,7 @@ def is_test(pair: LabelledPair) -> bool:
 
 
 def scores(pairs, decisions, threshold: float) -> dict:
-    predicted = np.array([d.confidence >= threshold and not d.evidence.startswith(("contexts disagree", "types differ"))
-                          for d in decisions])
+    predicted = np.array([d.merges_at(threshold) for d in decisions])
     truth = np.array([p.same for p in pairs])
     tp = int((predicted & truth).sum())
     fp = int((predicted & ~truth).sum())
@@ -46,8 +45,8 @@ def scores(pairs, decisions, threshold: float) -> dict:
 def calibrate(pairs, decisions, grid: list[float]) -> float | None:
     """The lowest threshold at which calibration precision reaches the target (None: none does)."""
     for t in grid:
-        p = scores(pairs, decisions, t)["precision"]
-        if p is not None and p >= TARGET_PRECISION and scores(pairs, decisions, t)["merged"] >= 10:
+        at = scores(pairs, decisions, t)
+        if at["precision"] is not None and at["precision"] >= TARGET_PRECISION and at["merged"] >= 10:
             return t
     return None
 
@@ -91,7 +90,7 @@ def main() -> None:
             metrics[name][kind] = scores([p for p, _ in sub], [d for _, d in sub], used)
         metrics[name]["false_merge_examples"] = [
             f"{p.a.name} | {p.b.name} ({d.evidence})" for p, d in test
-            if not p.same and d.confidence >= used and not d.evidence.startswith(("contexts", "types"))][:8]
+            if not p.same and d.merges_at(used)][:8]
         log.info("%s: %s", name, {k: v for k, v in metrics[name].items() if not isinstance(v, (dict, list))})
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     write_result("entity_resolution", metrics, notes=(

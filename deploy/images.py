@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="repository prefix (default: mkg/)")
     parser.add_argument("--base-image", default=DEFAULT_BASE,
                         help=f"Debian bookworm base (default {DEFAULT_BASE}, built here with debootstrap)")
-    parser.add_argument("--pip-cert", default=os.environ.get("PIP_CERT"),
+    parser.add_argument("--pip-cert",
                         help="CA bundle for pip, passed as a build secret (default: $PIP_CERT)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -46,6 +46,11 @@ class MergeDecision:
     confidence: float  # of "one entity", 0..1; merge = confidence >= the configured threshold
     evidence: str  # which rule decided, for the audit trail on the SAME_AS link
     context_similarity: float | None = None  # cosine of the two contexts, when both had one
+    vetoed: bool = False  # contexts or types ruled the merge out, whatever the confidence
+
+    def merges_at(self, threshold: float) -> bool:
+        """Whether this pair merges at another threshold (calibration reads the curve)."""
+        return not self.vetoed and self.confidence >= threshold
 
 
 @dataclass(frozen=True)
@@ -118,11 +123,13 @@ class Resolver:
         confidence, evidence = self._name_evidence(a, b, name_cos)
         cfg = self.config
         if context_cos is not None and context_cos < cfg.context_min:
-            return MergeDecision(False, min(confidence, context_cos), f"contexts disagree; {evidence}", context_cos)
+            return MergeDecision(False, min(confidence, context_cos), f"contexts disagree; {evidence}", context_cos,
+                                 vetoed=True)
         if a.type != b.type:
             # another type is the tagger's mistake only when name and contexts agree outright
             if evidence != "same comparable form" or context_cos is None:
-                return MergeDecision(False, 0.0, f"types differ ({a.type}/{b.type}); {evidence}", context_cos)
+                return MergeDecision(False, 0.0, f"types differ ({a.type}/{b.type}); {evidence}", context_cos,
+                                     vetoed=True)
         return MergeDecision(confidence >= cfg.threshold, confidence, evidence, context_cos)
 
     def _cosines(self, pairs: list[tuple[str, str]]) -> list[float | None]:
