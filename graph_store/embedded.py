@@ -63,6 +63,7 @@ GRAPH_NAME = "mkg"
 PID_FILE, LOG_FILE, LOCK_FILE, STOPPED_FILE = "falkordb.pid", "falkordb.log", "falkordb.lock", "falkordb.stopped"
 START_TIMEOUT_S = 30  # until the server answers at all
 LOADING_TIMEOUT_S = 600  # while it answers LOADING (a large append-only file)
+CONNECT_ATTEMPTS = 3  # a server may answer PING and then go (its owner was killed)
 RECOVER_WAIT_S = 10  # a query waits this long for a busy/stopping server before giving up
 DISK_FULL_BYTES = 1 << 20  # less free space than this on the data disk counts as full
 # answers that say "not now" rather than "not this statement"
@@ -88,11 +89,32 @@ class EmbeddedGraphStore(GraphStore):
         except OSError as exc:
             raise GraphUnavailable(f"embedded graph folder {self.data_dir} is not writable: "
                                    f"{exc.strerror or exc}{self._disk_note()}") from None
-        self._ensure_server(restart_stopped=True, wait_s=LOADING_TIMEOUT_S)
-        # redis-py's own silent retries (10, with backoff) would hide a dead server; _run retries instead
-        self._db = FalkorDB(unix_socket_path=str(self._socket), socket_connect_timeout=5, retry=Retry(NoBackoff(), 0))
+        self._db = self._connect()
         self._graph_name = graph
         self._graph = self._db.select_graph(graph)
+
+    def _connect(self) -> FalkorDB:
+        """A client of a server that answers, started here if none runs.
+
+        The server found may be in its last moments: one whose owner was just
+        killed gets SIGTERM and still answers PING until redis acts on it, so
+        the client's own first command (FalkorDB asks for INFO) can meet a
+        reset connection. That costs one more look for a server, not an error.
+        """
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            self._ensure_server(restart_stopped=True, wait_s=LOADING_TIMEOUT_S)
+            try:
+                # redis-py's own silent retries (10, with backoff) would hide a dead server; _run retries instead
+                return FalkorDB(unix_socket_path=str(self._socket), socket_connect_timeout=5,
+                                retry=Retry(NoBackoff(), 0))
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                dropped = exc
+                log.info("the embedded FalkorDB dropped a new connection; looking again",
+                         extra={"dir": str(self.data_dir), "attempt": attempt, "error": str(exc)})
+                time.sleep(0.2)  # redis acts on a SIGTERM within one cron tick (100 ms)
+        raise GraphUnavailable(f"embedded FalkorDB in {self.data_dir} answered, then dropped {CONNECT_ATTEMPTS} "
+                               f"connections in a row: {dropped}; see {self._log_file}{self._disk_note()}") \
+            from dropped
 
     @property
     def owns_server(self) -> bool:

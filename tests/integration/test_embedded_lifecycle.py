@@ -184,6 +184,38 @@ def test_a_killed_server_is_restarted_with_its_data(short_tmp):
         kill_leftover(second)
 
 
+def test_a_server_that_answers_and_then_dies_is_started_again_when_opening(short_tmp, monkeypatch):
+    """The race CI met: a killed worker's server still answered PING, then reset the
+    client's first connection. Here the server is killed, for real, in that gap."""
+    import graph_store.embedded as embedded
+
+    graph = short_tmp / "graph"
+    first = EmbeddedGraphStore(graph)
+    first.query("CREATE (:Probe {name: 'kept'})")
+    doomed = first._proc.pid
+    real_client = embedded.FalkorDB
+    connects = []
+
+    def dies_after_the_probe(*args, **kwargs):
+        connects.append(live_server_pid(graph))
+        if len(connects) == 1:
+            os.kill(doomed, signal.SIGKILL)
+            assert wait_gone(doomed)
+        return real_client(*args, **kwargs)
+
+    monkeypatch.setattr(embedded, "FalkorDB", dies_after_the_probe)
+    second = None
+    try:
+        opened = EmbeddedGraphStore(graph)
+        second = opened._proc.pid if opened._proc else None
+        assert connects[0] == doomed and len(connects) == 2 and second not in (None, doomed)
+        assert opened.query("MATCH (n:Probe) RETURN n.name").rows == [["kept"]]
+        opened.close()
+    finally:
+        first.close()
+        kill_leftover(second)
+
+
 def test_a_server_stopped_by_an_owner_that_has_exited_is_restarted(short_tmp):
     graph = short_tmp / "graph"
     script = ("import sys\nfrom graph_store.embedded import EmbeddedGraphStore\n"
