@@ -90,9 +90,11 @@ INFERRED = "inferred"
 INFERRED_PROPERTIES: tuple[str, ...] = (INFERRED, "score", "model_version", "inferred_at", "run_id")
 
 ENTITY = NodeKind(
-    "Entity", ("key",), ("name", "type", *ENTITY_PROVENANCE), "entity_key",
+    "Entity", ("key",), ("name", "type", *ENTITY_PROVENANCE, "canonical", "resolved_at"), "entity_key",
     "A named entity; ``key`` is ``TYPE:normalised name`` (graph_store.records.canonical_key). "
-    "It also carries its entity type as a second label (``:Entity:PER``), from the LabelSchema.")
+    "It also carries its entity type as a second label (``:Entity:PER``), from the LabelSchema. "
+    "``canonical`` is the key that names its cluster of SAME_AS nodes (absent: never merged), "
+    "``resolved_at`` when entity resolution last compared it (graph_store.resolution).")
 POST = NodeKind(
     "Post", ("id",), ("created_at", "text", "author", "source", "content_hash", "image"), "post_id",
     "A post of the stream: the provenance of entities and facts.")
@@ -125,7 +127,13 @@ FACT = RelKind(None, (ENTITY.label,), (ENTITY.label,), tuple(dict.fromkeys((*FAC
                "A fact between entities; its type is a relation type of the LabelSchema. Extracted facts have "
                "inferred = false and provenance, the completion's predictions inferred = true and a score.")
 
-RELATIONSHIPS: tuple[RelKind, ...] = (MENTIONS, EXAMPLE, FACT)
+SAME_AS = RelKind("SAME_AS", (ENTITY.label,), (ENTITY.label,), ("confidence", "evidence", "decided_at", "run_id"),
+                  "Entity resolution's merge: both nodes name one real-world entity (from the smaller key to the "
+                  "larger; graph_store.resolution.links). No inferred flag: never a fact.")
+NOT_SAME_AS = RelKind("NOT_SAME_AS", (ENTITY.label,), (ENTITY.label,), ("reason", "cut_at", "was"),
+                      "A merge someone undid (``mkg unmerge``): resolution never links the pair again.")
+
+RELATIONSHIPS: tuple[RelKind, ...] = (MENTIONS, EXAMPLE, FACT, SAME_AS, NOT_SAME_AS)
 
 
 # --- uniqueness, rendered per backend -------------------------------------------------------------

@@ -304,6 +304,24 @@ def cmd_complete(args) -> int:
     return 0
 
 
+def cmd_resolve(args) -> int:
+    from .jobs.resolution import resolve
+
+    print(json.dumps(resolve(_load(args), full=args.full).as_dict()))
+    return 0
+
+
+def cmd_unmerge(args) -> int:
+    from .jobs.resolution import unmerge
+
+    try:
+        print(json.dumps(unmerge(_load(args), args.key, args.reason)))
+    except KeyError as exc:
+        print(f"mkg unmerge: {exc.args[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_candidates(args) -> int:
     from continual.candidates.graph import list_candidates
     from continual.candidates.review import CandidateError, confirm, reject
@@ -529,6 +547,29 @@ def _add_complete(sub) -> None:
     p.set_defaults(func=cmd_complete)
 
 
+def _add_resolve(sub) -> None:
+    p = sub.add_parser("resolve", help="entity resolution: link entity nodes that name one real-world entity",
+                       description="Compare the entity nodes no run has compared yet with those that share a word, "
+                                   "an acronym or a surface form with them; decide each pair from names (handles, "
+                                   "hashtags, acronyms, person name parts, spelling, name embeddings) with post "
+                                   "contexts able to veto; link the merges as (a)-[:SAME_AS {confidence, evidence}]->(b) "
+                                   "and give each cluster a canonical key. Nodes and their facts are never moved, "
+                                   "so workers keep writing while it runs, and a merge can be undone (mkg unmerge). "
+                                   "Settings: the 'resolution' section of the config.",
+                       epilog="One node per entity in Cypher: coalesce(e.canonical, e.key). Example: MATCH (e:Entity) "
+                              "RETURN coalesce(e.canonical, e.key) AS entity, collect(e.name) AS names")
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--full", action="store_true", help="compare every entity again, not only those no run compared")
+    p.set_defaults(func=cmd_resolve)
+    p = sub.add_parser("unmerge", help="take an entity out of its cluster; resolution never links it back",
+                       description="Turn every SAME_AS link of the entity into NOT_SAME_AS (with the reason and "
+                                   "time), and recompute the canonical keys of the cluster it leaves. Idempotent.")
+    p.add_argument("key", help="the entity's key, e.g. 'PER:donald trump' (see MATCH (e:Entity) RETURN e.key)")
+    p.add_argument("--reason", default="unmerged by hand", help="kept on the NOT_SAME_AS links")
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.set_defaults(func=cmd_unmerge)
+
+
 def _add_candidates(sub) -> None:
     p = sub.add_parser("candidates", help="review candidate new relations/entity types found in the stream",
                        description="Workers record entity pairs the relation model could not relate (None or below "
@@ -597,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     from continual.cli import add_benchmark_parser, add_continual_parser
 
     for add in (_add_demo, _add_worker, _add_backfill, _add_produce, _add_query, _add_train, _add_evaluate,
-                _add_models, _add_complete, _add_candidates, add_benchmark_parser, add_continual_parser,
+                _add_models, _add_complete, _add_resolve, _add_candidates, add_benchmark_parser, add_continual_parser,
                 _add_services):
         add(sub)
     return parser

@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from continual.candidates.params import DiscoveryParams
+from graph_store.resolution.decision import ResolverConfig
+from graph_store.resolution.job import ResolutionSettings
 
 SAMPLE_STREAM = Path(__file__).parent / "data" / "sample_posts.jsonl"
 SAMPLE_IMAGES = Path(__file__).parent / "data" / "sample_images"  # the photos the sample posts name
@@ -174,6 +176,28 @@ class CompletionConfig(_Section):
     seed: int = 0
 
 
+class ResolutionConfig(_Section):
+    """Entity resolution (``mkg resolve``, the resolve_entities DAG): which entity nodes are one entity.
+
+    Defaults are those of :class:`graph_store.resolution.decision.ResolverConfig` and
+    :class:`graph_store.resolution.job.ResolutionSettings` (their one home)."""
+
+    threshold: float = Field(ResolverConfig.threshold, ge=0.0, le=1.0)  # min confidence of a merge
+    context_min: float = Field(ResolverConfig.context_min, ge=-1.0, le=1.0)  # contexts less alike veto a merge
+    # weak evidence (a name part, an acronym, another type) needs contexts this alike or a shared post; null: not
+    weak_context_min: float | None = Field(ResolverConfig.weak_context_min, ge=-1.0, le=1.0)
+    context_posts: int = Field(ResolutionSettings.context_posts, ge=0)  # post texts that give a context
+    max_block: int = Field(ResolutionSettings.max_block, ge=2)  # names sharing a key, beyond which it is skipped
+    text_encoder: str = "minilm"  # names and contexts are compared with its embeddings
+
+    def resolver_config(self) -> ResolverConfig:
+        return ResolverConfig(threshold=self.threshold, context_min=self.context_min,
+                              weak_context_min=self.weak_context_min)
+
+    def settings(self, full: bool = False) -> ResolutionSettings:
+        return ResolutionSettings(context_posts=self.context_posts, max_block=self.max_block, full=full)
+
+
 class NoveltyConfig(DiscoveryParams):
     """The unsupervised novelty signal: what the worker records, how candidates are found.
 
@@ -205,6 +229,7 @@ class Config(_Section):
     images: ImagesConfig = ImagesConfig()
     continual: ContinualConfig = ContinualConfig()
     completion: CompletionConfig = CompletionConfig()
+    resolution: ResolutionConfig = ResolutionConfig()
     novelty: NoveltyConfig = NoveltyConfig()
     logging: LoggingConfig = LoggingConfig()
 

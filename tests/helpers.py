@@ -160,7 +160,7 @@ def dag_config(tmp: Path, **sections) -> Path:
         "worker": {"batch_size": 8, "dead_letter_path": str(tmp / "dead.jsonl"), "state_dir": str(tmp / "state")},
         "continual": {"kinds": ["mre"], "labelled_path": str(tmp / "labelled.jsonl"),
                       "labelled_dir": str(tmp / "labelled"), "tasks_dir": str(tmp / "tasks"),
-                      "work_dir": str(tmp / "work"), "min_examples": 10, "epochs": 3, "lr": 1e-4,
+                      "work_dir": str(tmp / "work"), "min_examples": 10, "epochs": 2, "lr": 1e-4,
                       "per_class": 80, "batch_size": 16, "device": "cpu", "gate_max_old_drop": 10.0,
                       "gate_min_new_f1": 30.0},
         "novelty": {"observations_dir": str(tmp / "observations")},

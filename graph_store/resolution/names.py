@@ -58,6 +58,13 @@ DESIGNATORS = frozenset({
 })
 
 
+def is_compound(name: str) -> bool:
+    """A tagged span that holds a handle beside other words ("Halsey @BTS_twt", "@acristofalo SIMPSONS"):
+    several names run together, so no part of it names the whole."""
+    name = name.strip()
+    return "@" in name[1:] or (name.startswith("@") and " " in name)
+
+
 def is_subsequence(short: str, long: str) -> bool:
     """Every letter of ``short`` appears in ``long`` in order ("fra" in "france")."""
     letters = iter(long)

@@ -3,6 +3,7 @@ import re
 import pytest
 
 from graph_store import cypher, schema, schema_registry
+from graph_store.resolution import links
 from graph_store.embedded import EmbeddedGraphStore
 from graph_store.neo4j_backend import Neo4jGraphStore
 from graph_store.records import EntityRow, FactRow, Provenance, aggregate_entities, aggregate_facts
@@ -104,6 +105,7 @@ def graph_statements() -> list[str]:
     out = [cypher.entity_statement("PER"), cypher.fact_statement("MEMBER_OF"),
            cypher.inferred_fact_statement("MEMBER_OF"), schema_registry._UPSERT]
     out += [v for k, v in vars(cypher).items() if k.isupper() and isinstance(v, str) and "MATCH" in v]
+    out += [v for k, v in vars(links).items() if k.isupper() and isinstance(v, str) and "MATCH" in v]
     for node in cypher.CANDIDATE_KINDS:
         out += [cypher.candidate_upsert_statement(node.label), cypher.candidate_unlink_statement(node.label),
                 cypher.candidate_link_statement(node.label), cypher.candidate_set_statement(node.label),

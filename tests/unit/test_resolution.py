@@ -2,7 +2,9 @@
 import numpy as np
 import pytest
 
-from graph_store.resolution.decision import EntityName, Resolver
+from graph_store.resolution.decision import EntityName, Resolver, ResolverConfig
+from graph_store.resolution.job import Candidate, blocking_keys, candidate_pairs, unambiguous
+from graph_store.resolution.links import Link
 from graph_store.resolution.names import comparable, initials, is_subsequence, looks_like_acronym
 
 
@@ -25,6 +27,8 @@ def test_initials_and_acronyms():
     assert is_subsequence("fra", "france") and not is_subsequence("deu", "germany")
 
 
+NAMES_ALONE = Resolver(config=ResolverConfig(weak_context_min=None))  # what names say, weak evidence included
+
 PAIRS = [  # (a, b, merge, evidence)
     (("Sao Paulo", "LOC"), ("São Paulo", "LOC"), True, "same comparable form"),
     (("Korea, Republic of", "LOC"), ("Republic of Korea", "LOC"), True, "same words"),
@@ -39,12 +43,34 @@ PAIRS = [  # (a, b, merge, evidence)
     (("Adrian", "PER"), ("Adriane", "PER"), False, "names differ"),  # one-word person names: other names
     (("York", "LOC"), ("New York", "LOC"), False, "names differ"),  # "new" is no designator
     (("Trump", "PER"), ("Trump", "ORG"), False, "types differ"),
+    (("Halsey @BTS_twt", "PER"), ("Halsey", "PER"), False, "a span of several names"),
+    (("@ArianaGrande @Camila_Cabello", "PER"), ("@Camila_Cabello", "PER"), False, "a span of several names"),
 ]
+
+
+def test_weak_evidence_needs_a_shared_post_or_agreeing_contexts():
+    """On a stream, "Obama" alone is as likely another Obama: a surname, an acronym or a designator merges
+    only with a post that mentions both names, or contexts at least weak_context_min alike."""
+    embed = fake_embed({"the 44th president": [1, 0, 0], "president obama said": [0.9, 0.43, 0],
+                        "obama at a rally": [0.5, 0, 0.866]})
+    resolver = Resolver(embed)
+    assert ResolverConfig().weak_context_min is not None  # the default demands it
+    short, full = EntityName("Obama", "PER", "obama at a rally"), EntityName("Barack Obama", "PER", "the 44th president")
+    refused = resolver.decide(short, full)
+    assert not refused.merge and refused.vetoed and "weak without a shared post" in refused.evidence
+    assert 0.3 < refused.context_similarity < 0.6  # not disagreeing: only not alike enough
+    agreeing = resolver.decide(EntityName("Obama", "PER", "president obama said"), full)
+    assert agreeing.merge and agreeing.context_similarity > 0.6 and agreeing.partial
+    shared = resolver.decide(EntityName("Obama", "PER", "obama at a rally", frozenset({"p1"})),
+                             EntityName("Barack Obama", "PER", "the 44th president", frozenset({"p1", "p2"})))
+    assert shared.merge and shared.evidence.endswith("mentioned in one post")
+    # strong evidence needs neither
+    assert Resolver().decide(EntityName("Sao Paulo", "LOC"), EntityName("São Paulo", "LOC")).merge
 
 
 @pytest.mark.parametrize("a,b,merge,evidence", PAIRS, ids=[f"{p[0][0]}|{p[1][0]}" for p in PAIRS])
 def test_name_evidence_without_an_encoder(a, b, merge, evidence):
-    decision = Resolver().decide(EntityName(*a), EntityName(*b))
+    decision = NAMES_ALONE.decide(EntityName(*a), EntityName(*b))
     assert decision.merge is merge and decision.evidence.startswith(evidence), decision
     assert decision.context_similarity is None
 
@@ -76,3 +102,37 @@ def test_another_type_merges_only_on_the_same_name_with_agreeing_contexts():
     per, org = EntityName("Trump", "PER", "the president said"), EntityName("Trump", "ORG", "president trump's speech")
     assert resolver.decide(per, org).merge
     assert not Resolver().decide(per, org).merge  # no contexts to agree: the tag difference stands
+
+
+# --- the job's pure parts: blocking and ambiguous partial names -----------------------------------
+
+
+def test_blocking_files_handles_acronyms_and_words_together():
+    assert blocking_keys("@realDonaldTrump", "PER") & blocking_keys("Donald Trump", "PER") == {"word:donald", "word:trump"}
+    assert "acronym:un" in blocking_keys("U.N.", "ORG") & blocking_keys("United Nations", "ORG")
+    assert blocking_keys("Paris", "LOC") & blocking_keys("Paris", "PER") == {"form:paris", "word:paris"}
+    assert not blocking_keys("Jo", "PER") & blocking_keys("Jo Malone", "ORG")  # two-letter words file nothing
+
+
+def test_candidate_pairs_only_touch_names_to_compare_and_skip_crowded_keys():
+    ents = [Candidate(f"PER:{n.lower()}", n, "PER") for n in ("Ann Lee", "Lee", "Bob Lee", "Cy Young")]
+    pairs = candidate_pairs(ents, {"PER:lee"}, max_block=10)
+    assert [(a.key, b.key) for a, b in pairs] == [("PER:ann lee", "PER:lee"), ("PER:bob lee", "PER:lee")]
+    everyone = candidate_pairs(ents, {e.key for e in ents}, max_block=10)
+    assert ("PER:ann lee", "PER:bob lee") in [(a.key, b.key) for a, b in everyone]
+    assert candidate_pairs(ents, {e.key for e in ents}, max_block=2) == []  # "lee" is shared by three
+
+
+def test_a_short_name_that_fits_two_entities_links_neither():
+    trump, donald, ivanka = (Candidate(f"PER:{n.lower()}", n, "PER") for n in ("Trump", "Donald Trump", "Ivanka Trump"))
+    links = [Link.between(trump.key, donald.key, 0.9, "given name or surname of"),
+             Link.between(trump.key, ivanka.key, 0.9, "given name or surname of")]
+    partial = [(trump, donald), (trump, ivanka)]
+    kept, ambiguous = unambiguous(links, partial, [], {})
+    assert kept == [] and ambiguous == ["PER:trump"]
+    # the same two long names, once the graph holds them in one cluster, are one entity: no ambiguity
+    kept, ambiguous = unambiguous(links, partial, [], {donald.key: donald.key, ivanka.key: donald.key})
+    assert kept == links and ambiguous == []
+    # a link made by an earlier run counts too: "Trump" already stands for Donald
+    kept, ambiguous = unambiguous(links[1:], partial[1:], [(trump.key, donald.key, True)], {})
+    assert kept == [] and ambiguous == ["PER:trump"]
