@@ -31,6 +31,8 @@ def mkg(*args, check=True, **kw):
     (["train"], ["mre", "mner", "--promote", "--resume", "bf16", "validation F1"]),
     (["evaluate"], ["excluding None", "seqeval", "--spacy", "--version"]),
     (["candidates"], ["list", "confirm", "reject", "discover", ":CandidateRelation", "labelled training examples"]),
+    (["resolve"], ["SAME_AS", "canonical", "--full", "mkg unmerge", "coalesce(e.canonical, e.key)"]),
+    (["unmerge"], ["NOT_SAME_AS", "--reason", "Idempotent"]),
 ])
 def test_help_explains_each_command(command, words):
     text = " ".join(mkg(*command, "--help").stdout.split())
@@ -66,3 +68,33 @@ def test_backfill_gzip_archives_idempotently_then_query(short_tmp, spacy_extract
     assert got == expected_facts(spacy_extractor, posts) and len(rows) == len(got)
     table = mkg("query", "MATCH (p:Post) RETURN count(p) AS posts", "--config", str(cfg)).stdout
     assert "120" in table and "(1 rows)" in table
+
+
+def test_resolve_then_unmerge_from_the_command_line(short_tmp):
+    from graph_store.embedded import EmbeddedGraphStore
+    from graph_store.records import EntityRow, GraphBatch, PostRow, Provenance
+
+    cfg = worker_config(short_tmp)
+    prov = Provenance("p1", "2026-03-01T00:00:00.000000Z", "test@1", 0.9)
+    names = {"PER:barack obama": "Barack Obama", "PER:obama": "Obama", "PER:barackobama": "@BarackObama"}
+    with EmbeddedGraphStore(short_tmp / "graph") as graph:
+        graph.ensure_schema()
+        graph.write(GraphBatch(  # the surname and the full name in one post: strong enough on a stream
+            posts=[PostRow("p1", prov.seen_at, "Barack Obama spoke today; Obama said", mentions=("PER:barack obama", "PER:obama")),
+                   PostRow("p2", prov.seen_at, "@BarackObama tweeted", mentions=("PER:barackobama",))],
+            entities=[EntityRow(k, "PER", n, prov) for k, n in names.items()]))
+    report = json.loads(mkg("resolve", "--config", str(cfg)).stdout.splitlines()[-1])
+    # the handle is the full name; "Obama" shares a post with "Barack Obama" (not with the handle's post,
+    # whose context is too unlike): two links, one cluster
+    assert (report["entities"], report["merges"], report["nodes_after"]) == (3, 2, 1)
+    cluster = "MATCH (e:Entity) RETURN e.key AS key, e.canonical AS canonical ORDER BY key"
+    rows = json.loads(mkg("query", cluster, "--format", "json", "--config", str(cfg)).stdout)
+    assert {r["canonical"] for r in rows} == {"PER:barack obama"}
+    cut = json.loads(mkg("unmerge", "PER:obama", "--reason", "test", "--config", str(cfg)).stdout)
+    assert cut["cut"] == ["PER:barack obama"]
+    rows = json.loads(mkg("query", cluster, "--format", "json", "--config", str(cfg)).stdout)
+    assert {r["key"]: r["canonical"] for r in rows} == {"PER:barack obama": "PER:barack obama",
+                                                         "PER:barackobama": "PER:barack obama", "PER:obama": None}
+    missing = mkg("unmerge", "PER:nobody", "--config", str(cfg), check=False)
+    assert missing.returncode == 2 and "no entity with key 'PER:nobody'" in missing.stderr
+    assert "Traceback" not in missing.stderr
