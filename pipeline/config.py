@@ -173,6 +173,9 @@ class CompletionConfig(_Section):
     min_facts: int = Field(10, ge=1)  # fewer extracted facts: skip the run
     context_posts: int = Field(2, ge=0)  # post texts added to an entity's name
     relations: list[str] | None = None  # relation types to complete (default: all in the graph)
+    # past this many candidate tails a query scores only an approximate index's shortlist (faiss IVF)
+    ann_min_candidates: int = Field(200_000, ge=0)
+    shortlist: int = Field(256, ge=1)  # tails the index gives each query, then scored exactly
     seed: int = 0
 
 

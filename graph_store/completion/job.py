@@ -122,7 +122,8 @@ def run_completion(graph: GraphStore, cc, texts: TextEmbedder, store: Completion
             fingerprint=snap.fingerprint(), parent=parent)
         report.version = version
 
-        pred = predict(model, feats, snap, top_k=top_k, threshold=threshold, progress=progress)
+        pred = predict(model, feats, snap, top_k=top_k, threshold=threshold, progress=progress,
+                       ann_min_candidates=cc.ann_min_candidates, shortlist=cc.shortlist)
         report.queries, report.existing_in_top_k, report.below_threshold = (
             pred.queries, pred.existing_in_top_k, pred.below_threshold)
         now = _now()

@@ -7,6 +7,13 @@ is the softmax probability of that tail among all candidate tails of the
 query, so ``threshold`` reads as "at least this likely among the candidates".
 The ``top_k`` best answers of each query are taken; those already in the
 graph as extracted facts are counted and skipped.
+
+Past ``ann_min_candidates`` candidate tails, scoring each query against all
+of them is the run's whole cost; an approximate inner-product index
+(:mod:`.candidates`) then gives each query a shortlist of ``shortlist``
+tails, which the model scores exactly, and the probability is taken among
+that shortlist (the tails left out hold little of the mass when they are
+left out for scoring low).
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .candidates import CandidateIndex, IndexSettings
 from .model import CompletionModel, EntityFeatures
 from .snapshot import GraphSnapshot
 
@@ -47,7 +55,8 @@ def relation_types(snapshot: GraphSnapshot) -> dict[int, tuple[set[str], set[str
 
 @torch.no_grad()
 def predict(model: CompletionModel, feats: EntityFeatures, snapshot: GraphSnapshot, top_k: int = 3,
-            threshold: float = 0.5, batch_size: int = 512, progress: bool = False) -> PredictionResult:
+            threshold: float = 0.5, batch_size: int = 512, progress: bool = False,
+            ann_min_candidates: int | None = None, shortlist: int = 256) -> PredictionResult:
     from tqdm import tqdm
 
     if top_k < 1:
@@ -66,13 +75,24 @@ def predict(model: CompletionModel, feats: EntityFeatures, snapshot: GraphSnapsh
         cand_t = torch.from_numpy(cands)
         cand_vec = table[cand_t]
         k = min(top_k, len(cands) - 1)
+        index = None
+        if ann_min_candidates is not None and len(cands) >= ann_min_candidates:
+            index = CandidateIndex(cand_vec.numpy(), IndexSettings())
         for s in tqdm(range(0, len(heads), batch_size), desc=f"predict {snapshot.relations[rel]}", unit="batch",
                       disable=not progress, leave=False):
             hb = torch.from_numpy(heads[s:s + batch_size])
-            scores = model.score(model.query(table[hb], torch.full((len(hb),), rel)), cand_vec)
-            scores = scores.masked_fill(hb[:, None] == cand_t[None, :], float("-inf"))  # no self loops
-            probs = scores.softmax(dim=1)
-            top_p, top_i = probs.topk(k, dim=1)
+            queries = model.query(table[hb], torch.full((len(hb),), rel))
+            if index is None:
+                scores = model.score(queries, cand_vec)
+                scores = scores.masked_fill(hb[:, None] == cand_t[None, :], float("-inf"))  # no self loops
+                top_p, top_i = scores.softmax(dim=1).topk(k, dim=1)
+            else:  # the shortlist's tails, scored exactly; -1 pads a short list
+                positions = torch.from_numpy(index.search(queries.numpy(), shortlist)[1]).long()
+                scores = (queries.unsqueeze(1) * cand_vec[positions.clamp(min=0)]).sum(-1)
+                scores = scores.masked_fill((positions < 0) | (hb[:, None] == cand_t[positions.clamp(min=0)]),
+                                            float("-inf"))
+                top_p, top_i = scores.softmax(dim=1).topk(min(k, scores.shape[1]), dim=1)
+                top_i = positions.gather(1, top_i)
             result.queries += len(hb)
             for h, ps, idx in zip(hb.tolist(), top_p.tolist(), top_i.tolist()):
                 for p, i in zip(ps, idx):

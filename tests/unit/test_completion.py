@@ -215,3 +215,21 @@ def test_text_embedder_takes_its_width_from_the_encoder_and_encodes_each_text_on
     again = TextEmbedder(enc, tmp_path).embed(["abcd", "xyz"])  # a new embedder reads the disk cache
     torch.testing.assert_close(again[:, 0], torch.tensor([4.0, 3.0]), rtol=1e-4, atol=1e-5)
     assert [sorted(c) for c in enc.calls] == [["ab", "abcd"], ["xyz"]]  # cached texts are not encoded again
+
+
+def test_a_shortlist_from_the_index_gives_the_answers_of_scoring_every_candidate():
+    """Past ann_min_candidates the tails come from the approximate index: the same best answers as scoring
+    every candidate, each with a probability among the shortlist, so never below the one among all."""
+    rng = np.random.default_rng(0)
+    n = 400
+    model, feats = _hand_model(rng.normal(size=(n, 2)).tolist())
+    ents = [EntityInfo(f"PER:p{i}", f"p{i}", "PER") for i in range(n)]
+    snap = GraphSnapshot(ents, ["MEMBER_OF"], np.array([[0, 0, 1]]), "now")
+    exact = predict(model, feats, snap, top_k=3, threshold=0.0)
+    full = predict(model, feats, snap, top_k=3, threshold=0.0, ann_min_candidates=0, shortlist=n)
+    assert [(p.head, p.tail) for p in full.predictions] == [(p.head, p.tail) for p in exact.predictions]
+    assert all(f.score >= e.score * (1 - 1e-5) for f, e in zip(full.predictions, exact.predictions))
+    short = predict(model, feats, snap, top_k=1, threshold=0.0, ann_min_candidates=0, shortlist=20)
+    best = {p.head: p.tail for p in predict(model, feats, snap, top_k=1, threshold=0.0).predictions}
+    agree = np.mean([best[p.head] == p.tail for p in short.predictions])
+    assert len(short.predictions) == len(best) and agree > 0.95, agree
