@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import SHARED_DATA, write_result
+from benchmarks.common import RESULTS, SHARED_DATA, write_result
 from extractors.encoders import MINILM
 from graph_store.completion.candidates import CandidateIndex, IndexSettings
 from graph_store.completion.data import FilterIndex, TripleSplit, load_split, with_inverses
@@ -61,12 +61,14 @@ def run_ours(split: TripleSplit, feats: EntityFeatures, train: np.ndarray, test:
             "epochs": tcfg.epochs, "final_loss": round(res.losses[-1], 4)}, model
 
 
-# PyKEEN configurations tried for the same-budget baseline: the fast-converging bilinear models with a
-# softplus loss (ComplEx, DistMult) and the RotatE of the paper's table; one is chosen on validation MRR
+# PyKEEN configurations tried for the same-budget baseline: models that converge in few epochs on a CPU
+# (bilinear DistMult and ComplEx with a softplus loss, translational TransE with a margin), at a learning
+# rate that moves them within the budget (1e-3 left every one at random MRR after an epoch, measured);
+# one is chosen on validation MRR. RotatE (the paper's row) needs hundreds of epochs: not in a CPU budget.
 PYKEEN_CANDIDATES = {
-    "ComplEx": {"model": "ComplEx", "loss": "softplus", "lr": 1e-3, "negatives": 64},
-    "DistMult": {"model": "DistMult", "loss": "softplus", "lr": 1e-3, "negatives": 64},
-    "RotatE": {"model": "RotatE", "loss": "NSSA", "lr": 1e-3, "negatives": 64},
+    "DistMult": {"model": "DistMult", "loss": "softplus", "lr": 1e-2, "negatives": 64},
+    "ComplEx": {"model": "ComplEx", "loss": "softplus", "lr": 1e-2, "negatives": 64},
+    "TransE": {"model": "TransE", "loss": "marginranking", "lr": 1e-2, "negatives": 64},
 }
 
 
@@ -75,7 +77,7 @@ class PykeenRun:
     (the same filter, both directions, ties half) so both rows of the table are ranked alike."""
 
     def __init__(self, split: TripleSplit, name: str, dim: int, seed: int) -> None:
-        from pykeen.losses import NSSALoss, SoftplusLoss
+        from pykeen.losses import MarginRankingLoss, NSSALoss, SoftplusLoss
         from pykeen.models import model_resolver
         from pykeen.training import SLCWATrainingLoop
         from pykeen.triples import TriplesFactory
@@ -85,7 +87,8 @@ class PykeenRun:
         e2id = {e: i for i, e in enumerate(split.entities)}
         r2id = {r: i for i, r in enumerate(split.relations)}
         self.tf = TriplesFactory(torch.from_numpy(split.train), e2id, r2id)
-        loss = NSSALoss(margin=6.0, adversarial_temperature=0.5) if c["loss"] == "NSSA" else SoftplusLoss()
+        loss = {"NSSA": lambda: NSSALoss(margin=6.0, adversarial_temperature=0.5), "softplus": SoftplusLoss,
+                "marginranking": MarginRankingLoss}[c["loss"]]()
         torch.manual_seed(seed)
         self.model = model_resolver.make(c["model"], {"embedding_dim": dim, "random_seed": seed},
                                          triples_factory=self.tf, loss=loss)
@@ -292,6 +295,9 @@ def main() -> None:
     tcfg = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, negatives=args.negatives, lr=args.lr,
                        seed=args.seed)
     filt = FilterIndex(split.all_triples(), split.n_entities, split.n_relations)
+    # parts skipped in this run keep their figures (and say so) from the last record
+    previous = RESULTS / "link_prediction.json"
+    kept = json.loads(previous.read_text())["metrics"] if previous.exists() else {}
     metrics: dict = {"wn18rr": {"entities": split.n_entities, "train": len(split.train), "test": len(split.test),
                                 "wordnet_ids": wn_stats, "encode_seconds": round(encode_s, 1),
                                 "random_expected_mrr": random_expected_mrr(split.n_entities)}}
@@ -344,6 +350,9 @@ def main() -> None:
         }
         print(json.dumps(metrics["mnre_graph"]), flush=True)
 
+    for part, skipped in (("inductive", args.skip_inductive), ("mnre_graph", args.skip_mnre)):
+        if skipped and part in kept:
+            metrics[part] = {**kept[part], "from_an_earlier_run": True}
     metrics["wall_seconds"] = round(time.monotonic() - start, 1)
     write_result("link_prediction", metrics, notes=(
         "Filtered ranking over all entities, both directions, ties count half (PyKEEN: 'realistic'). "
