@@ -79,6 +79,12 @@ PARTIAL_EVIDENCE = frozenset({"acronym", "code of", "given name or surname of"})
 WEAK_EVIDENCE = PARTIAL_EVIDENCE | {"the same name with a designator", "name embedding"}
 
 
+def evidence_kind(evidence: str) -> str:
+    """The rule an evidence text names, without its figures and notes
+    ("given name or surname of; mentioned in one post" -> "given name or surname of")."""
+    return evidence.split(";")[0].split(" (")[0].strip()
+
+
 class Resolver:
     def __init__(self, embed: Embed | None = None, config: ResolverConfig = ResolverConfig()) -> None:
         self.embed = embed
@@ -145,7 +151,7 @@ class Resolver:
             if evidence != "same comparable form" or context_cos is None:
                 return MergeDecision(False, 0.0, f"types differ ({a.type}/{b.type}); {evidence}", context_cos,
                                      vetoed=True)
-        kind = evidence.split(" (")[0]
+        kind = evidence_kind(evidence)
         if (kind in WEAK_EVIDENCE or a.type != b.type) and cfg.weak_context_min is not None:
             if a.posts & b.posts:
                 evidence = f"{evidence}; mentioned in one post"

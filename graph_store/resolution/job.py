@@ -26,7 +26,7 @@ from mkg_common.clock import utc_iso, utc_stamp
 
 from ..base import GraphStore
 from ..schema import ENTITY, MENTIONS, POST, SAME_AS
-from .decision import PARTIAL_EVIDENCE, EntityName, Resolver
+from .decision import PARTIAL_EVIDENCE, EntityName, Resolver, evidence_kind
 from .links import Link, clusters, mark_resolved, write_links
 from .names import comparable, initials, looks_like_acronym
 
@@ -159,7 +159,7 @@ def _existing(graph: GraphStore, keys: list[str]) -> list[tuple[str, str, bool]]
     if not keys:
         return []
     rows = graph.query(EXISTING_LINKS, {"keys": keys}).rows
-    return [(k, other, evidence in PARTIAL_EVIDENCE) for k, other, evidence in rows]
+    return [(k, other, evidence_kind(evidence or "") in PARTIAL_EVIDENCE) for k, other, evidence in rows]
 
 
 def _clusters_of(graph: GraphStore, keys: list[str]) -> dict[str, str]:

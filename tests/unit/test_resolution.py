@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from graph_store.resolution.decision import EntityName, Resolver, ResolverConfig
+from graph_store.resolution.decision import EntityName, Resolver, ResolverConfig, evidence_kind
 from graph_store.resolution.job import Candidate, blocking_keys, candidate_pairs, unambiguous
 from graph_store.resolution.links import Link
 from graph_store.resolution.names import comparable, initials, is_subsequence, looks_like_acronym
@@ -136,3 +136,10 @@ def test_a_short_name_that_fits_two_entities_links_neither():
     # a link made by an earlier run counts too: "Trump" already stands for Donald
     kept, ambiguous = unambiguous(links[1:], partial[1:], [(trump.key, donald.key, True)], {})
     assert kept == [] and ambiguous == ["PER:trump"]
+
+
+def test_the_kind_of_evidence_is_read_back_from_a_stored_link():
+    """Links keep their evidence text; the ambiguity check reads the rule from it, notes and figures aside."""
+    assert evidence_kind("given name or surname of; mentioned in one post") == "given name or surname of"
+    assert evidence_kind("spelling variant (0.93)") == "spelling variant"
+    assert evidence_kind("acronym") == "acronym"
