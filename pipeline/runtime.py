@@ -34,6 +34,21 @@ def open_graph(cfg: Config) -> GraphStore:
     return EmbeddedGraphStore(g.embedded_dir)
 
 
+@contextmanager
+def graph_for_job(cfg: Config, graph: GraphStore | None = None) -> Iterator[GraphStore]:
+    """``graph`` as given (left open), or the configured one with its schema ensured, closed afterwards:
+    what a batch job (completion, resolution) runs on."""
+    if graph is not None:
+        yield graph
+        return
+    own = open_graph(cfg)
+    try:
+        own.ensure_schema()
+        yield own
+    finally:
+        own.close()
+
+
 def make_extractor(cfg: Config) -> Extractor:
     ex = cfg.extractor
     if ex.kind == "gold":

@@ -12,7 +12,7 @@ from graph_store.completion.text import TextEmbedder
 from graph_store.completion.versions import KIND, CompletionStore
 
 from ..config import Config
-from ..runtime import open_graph
+from ..runtime import graph_for_job
 
 log = logging.getLogger(__name__)
 
@@ -29,35 +29,19 @@ def completion_store(models_dir: str | Path) -> CompletionStore:
     return CompletionStore(ModelStore(models_dir, kinds=(KIND,)))
 
 
-def _open(config: Config) -> GraphStore:
-    graph = open_graph(config)
-    graph.ensure_schema()
-    return graph
-
-
 def run_completion(config: Config, graph: GraphStore | None = None, *, threshold: float | None = None,
                    top_k: int | None = None, full_retrain: bool = False, progress: bool = False) -> job.CompletionReport:
     """One completion run over the configured graph (or ``graph``, left open)."""
     cc = config.completion
-    own = graph is None
-    graph = _open(config) if own else graph
-    try:
-        return job.run_completion(graph, cc, entity_text_embedder(cc.text_encoder, cc.cache_dir),
+    with graph_for_job(config, graph) as g:
+        return job.run_completion(g, cc, entity_text_embedder(cc.text_encoder, cc.cache_dir),
                                   completion_store(cc.models_dir), threshold=threshold, top_k=top_k,
                                   full_retrain=full_retrain, progress=progress)
-    finally:
-        if own:
-            graph.close()
 
 
 def remove_inferred(config: Config, graph: GraphStore | None = None) -> int:
     """Delete every inferred edge of the configured graph; extracted ones stay."""
-    own = graph is None
-    graph = _open(config) if own else graph
-    try:
-        removed = graph.remove_inferred()
-        log.info("inferred edges removed", extra={"removed": removed})
-        return removed
-    finally:
-        if own:
-            graph.close()
+    with graph_for_job(config, graph) as g:
+        removed = g.remove_inferred()
+    log.info("inferred edges removed", extra={"removed": removed})
+    return removed

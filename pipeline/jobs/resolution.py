@@ -9,7 +9,7 @@ from graph_store.resolution.job import ResolutionReport, run_resolution
 from mkg_common.clock import utc_iso
 
 from ..config import Config
-from ..runtime import open_graph
+from ..runtime import graph_for_job
 
 # names and a couple of post texts: 128 tokens hold them
 RESOLUTION_TEXT_MAX_LENGTH = 128
@@ -21,24 +21,13 @@ def resolver(config: Config) -> Resolver:
                     rc.resolver_config())
 
 
-def _with_graph(config: Config, graph: GraphStore | None, fn):
-    own = graph is None
-    graph = open_graph(config) if own else graph
-    try:
-        if own:
-            graph.ensure_schema()
-        return fn(graph)
-    finally:
-        if own:
-            graph.close()
-
-
 def resolve(config: Config, graph: GraphStore | None = None, full: bool = False) -> ResolutionReport:
     """One resolution run over the configured graph (or ``graph``, left open)."""
-    return _with_graph(config, graph,
-                       lambda g: run_resolution(g, resolver(config), config.resolution.settings(full)))
+    with graph_for_job(config, graph) as g:
+        return run_resolution(g, resolver(config), config.resolution.settings(full))
 
 
 def unmerge(config: Config, key: str, reason: str, graph: GraphStore | None = None) -> dict:
     """Take one entity out of its cluster, for good (its links become NOT_SAME_AS)."""
-    return _with_graph(config, graph, lambda g: links.unmerge(g, key, reason, utc_iso()))
+    with graph_for_job(config, graph) as g:
+        return links.unmerge(g, key, reason, utc_iso())
