@@ -48,6 +48,10 @@ class RelationMention:
     type: str
     confidence: float
     label: str = ""  # the model's own label, e.g. "/per/org/member_of"
+    # labelled by the zero-shot scorer (a class no supervised model knows yet): ``confidence`` is
+    # its score, ``source_version`` the scorer's version (the graph records it as the provenance)
+    zero_shot: bool = False
+    source_version: str = ""
 
 
 @dataclass(frozen=True)

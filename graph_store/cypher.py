@@ -12,7 +12,7 @@ from __future__ import annotations
 from .records import GraphBatch, InferredFact, aggregate_entities, aggregate_facts
 from .schema import (
     CANDIDATE_RELATION, CANDIDATE_TYPE, ENTITY, ENTITY_PROVENANCE, EXAMPLE, FACT_PROVENANCE, INFERRED, MENTIONS,
-    POST, LabelSchema, NodeKind, SchemaViolation,
+    POST, ZERO_SHOT, LabelSchema, NodeKind, SchemaViolation,
 )
 
 _E, _P = ENTITY.label, POST.label
@@ -48,12 +48,29 @@ def entity_statement(label: str) -> str:
 def fact_statement(rel_type: str) -> str:
     # ``inferred: false`` is part of the pattern, so an extracted fact and a
     # completion's guess for the same (head, type, tail) are two distinct
-    # edges and neither write ever overwrites the other.
+    # edges and neither write ever overwrites the other. A zero-shot edge of
+    # the triple is taken over: it becomes the supervised fact (the flag goes,
+    # its posts and the scorer's version stay in the provenance).
     return (
         _ENDS + f"MERGE (h)-[e:{rel_type} {{{INFERRED}: false}}]->(t) "
         + _prov_on_create(FACT_PROVENANCE, "e")
+        + _PROV_ON_MATCH.format(v="e") + _POSTS_ON_MATCH.format(v="e") + f", e.{ZERO_SHOT} = null"
+    )
+
+
+def zero_shot_fact_statement(rel_type: str) -> str:
+    """Upsert facts the zero-shot scorer labelled; a triple a supervised model already wrote is left alone."""
+    return (
+        _ENDS + f"OPTIONAL MATCH (h)-[x:{rel_type}]->(t) WHERE x.{INFERRED} = false AND x.{ZERO_SHOT} IS NULL "
+        "WITH h, t, r, count(x) AS supervised WHERE supervised = 0 "
+        f"MERGE (h)-[e:{rel_type} {{{INFERRED}: false, {ZERO_SHOT}: true}}]->(t) "
+        + _prov_on_create(FACT_PROVENANCE, "e")
         + _PROV_ON_MATCH.format(v="e") + _POSTS_ON_MATCH.format(v="e")
     )
+
+
+# Zero-shot edges per relationship type (the novelty report counts them per new class).
+COUNT_ZERO_SHOT = f"MATCH (:{_E})-[e]->(:{_E}) WHERE e.{ZERO_SHOT} = true RETURN type(e), count(e) ORDER BY type(e)"
 
 
 def inferred_fact_statement(rel_type: str) -> str:
@@ -102,9 +119,10 @@ SNAPSHOT_ENTITIES = (
     f"WITH e, p ORDER BY p.created_at, p.{_PID} "
     f"RETURN e.{_EKEY}, e.name, e.type, collect(p.text)[0..$posts] ORDER BY e.{_EKEY}"
 )
-# Extracted facts only: the completion model never learns from its own guesses.
+# Extracted facts only: the completion model never learns from its own guesses, nor from the
+# zero-shot scorer's (a supervised model has not confirmed them yet).
 SNAPSHOT_FACTS = (
-    f"MATCH (h:{_E})-[r]->(t:{_E}) WHERE r.{INFERRED} = false "
+    f"MATCH (h:{_E})-[r]->(t:{_E}) WHERE r.{INFERRED} = false AND r.{ZERO_SHOT} IS NULL "
     f"RETURN h.{_EKEY}, type(r), t.{_EKEY} ORDER BY h.{_EKEY}, type(r), t.{_EKEY}"
 )
 
@@ -181,16 +199,19 @@ def batch_statements(batch: GraphBatch, schema: LabelSchema) -> list[tuple[str, 
     if any label or relationship type is not in the schema.
     """
     entities = aggregate_entities(batch.entities)
-    facts = aggregate_facts(batch.facts)
+    facts = aggregate_facts([f for f in batch.facts if not f.zero_shot])
+    zero_shot = aggregate_facts([f for f in batch.facts if f.zero_shot])
     for label in entities:
         schema.check_entity_type(label)
-    for rel in facts:
+    for rel in (*facts, *zero_shot):
         schema.check_relation_type(rel)
     out: list[tuple[str, dict]] = []
     for label, rows in entities.items():  # sorted by type, rows by key (graph_store.records)
         out.append((entity_statement(label), {"rows": rows}))
     for rel, rows in facts.items():
         out.append((fact_statement(rel), {"rows": rows}))
+    for rel, rows in zero_shot.items():  # after the supervised facts: a triple both wrote stays supervised
+        out.append((zero_shot_fact_statement(rel), {"rows": rows}))
     if batch.posts:
         rows = [
             {"id": p.id, "created_at": p.created_at, "text": p.text, "author": p.author,

@@ -64,6 +64,7 @@ class FactRow:
     tail_key: str
     tail_type: str
     prov: Provenance
+    zero_shot: bool = False  # labelled by the zero-shot scorer (prov.model_version names it)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,10 @@ def aggregate_entities(rows: list[EntityRow]) -> dict[str, list[dict]]:
 
 
 def aggregate_facts(rows: list[FactRow]) -> dict[str, list[dict]]:
-    """Parameter rows per relationship type, one per (head, type, tail), sorted by (head, tail)."""
+    """Parameter rows per relationship type, one per (head, type, tail), sorted by (head, tail).
+
+    Zero-shot and supervised rows are aggregated apart (call it on each kind), as they are written apart.
+    """
     groups: dict[str, dict[tuple[str, str], list[FactRow]]] = {}
     for row in rows:
         groups.setdefault(row.relation, {}).setdefault((row.head_key, row.tail_key), []).append(row)

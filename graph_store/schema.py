@@ -89,6 +89,12 @@ FACT_PROVENANCE: tuple[str, ...] = ("post_ids", *ENTITY_PROVENANCE)
 INFERRED = "inferred"
 INFERRED_PROPERTIES: tuple[str, ...] = (INFERRED, "score", "model_version", "inferred_at", "run_id")
 
+# An extracted fact labelled by the zero-shot scorer (a class confirmed but not yet learnt by a
+# supervised model) carries ``zero_shot: true``; its confidence is the scorer's score and its
+# model_version the scorer's. A supervised write of the same triple takes the edge over and
+# removes the flag, so one triple is never two extracted edges (graph_store.cypher).
+ZERO_SHOT = "zero_shot"
+
 ENTITY = NodeKind(
     "Entity", ("key",), ("name", "type", *ENTITY_PROVENANCE, "canonical", "resolved_at"), "entity_key",
     "A named entity; ``key`` is ``TYPE:normalised name`` (graph_store.records.canonical_key). "
@@ -108,7 +114,7 @@ _CANDIDATE_PROPERTIES = (
     "kind", "status", "name", "created_at", "updated_at", "first_window_start", "window_start", "window_end",
     "size", "density", "known_similarity", "nearest_known", "example_post_ids", "example_texts", "head_types",
     "tail_types", "model_versions", "members", "member_count", "centroid", "confirmed_at", "examples",
-    "rejected_at",
+    "rejected_at", "description",
 )
 CANDIDATE_RELATION = NodeKind(
     "CandidateRelation", ("id",), _CANDIDATE_PROPERTIES, "candidate_relation",
@@ -123,7 +129,8 @@ MENTIONS = RelKind("MENTIONS", (POST.label,), (ENTITY.label,), ("model_version",
                    "The post mentions the entity; the model version that saw it. An entity's provenance.")
 EXAMPLE = RelKind("EXAMPLE", (CANDIDATE_RELATION.label, CANDIDATE_TYPE.label), (POST.label,), (),
                   "An example post of a candidate.")
-FACT = RelKind(None, (ENTITY.label,), (ENTITY.label,), tuple(dict.fromkeys((*FACT_PROVENANCE, *INFERRED_PROPERTIES))),
+FACT = RelKind(None, (ENTITY.label,), (ENTITY.label,),
+               tuple(dict.fromkeys((*FACT_PROVENANCE, *INFERRED_PROPERTIES, ZERO_SHOT))),
                "A fact between entities; its type is a relation type of the LabelSchema. Extracted facts have "
                "inferred = false and provenance, the completion's predictions inferred = true and a score.")
 

@@ -342,7 +342,8 @@ def cmd_candidates(args) -> int:
             else:
                 _print_candidates(rows)
         elif args.action == "confirm":
-            print(json.dumps(confirm(graph, labelled_store_of(cfg), args.id, args.name)))
+            print(json.dumps(confirm(graph, labelled_store_of(cfg), args.id, args.name,
+                                     description=args.description)))
         else:
             print(json.dumps(reject(graph, args.id)))
     except CandidateError as exc:
@@ -596,9 +597,13 @@ def _add_candidates(sub) -> None:
                                     "mark it confirmed. NAME is a relation for a CandidateRelation (e.g. "
                                     "/per/org/founded_by; its last part must make a graph relationship type "
                                     "[A-Z][A-Z0-9_]* when upper-cased) or an entity type for a CandidateType "
-                                    "(e.g. PRODUCT). Repeating a confirmation adds nothing twice.")
+                                    "(e.g. PRODUCT). Repeating a confirmation adds nothing twice. From then "
+                                    "on, workers label a confirmed relation zero-shot (facts with zero_shot: "
+                                    "true) until a continual update that knows it is promoted.")
     c.add_argument("id", metavar="ID", help="candidate id from 'mkg candidates list'")
     c.add_argument("--name", required=True, help="relation name or entity type")
+    c.add_argument("--description", help="one line saying what the relation means (read by the zero-shot scorer "
+                                         "with the name, e.g. 'the person who founded the organization')")
     c.add_argument("--config", help=CONFIG_HELP)
     c = csub.add_parser("reject", help="mark a candidate rejected (not proposed again)",
                         description="Mark the candidate rejected; later discovery runs update it instead of "

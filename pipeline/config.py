@@ -201,6 +201,22 @@ class ResolutionConfig(_Section):
         return ResolutionSettings(context_posts=self.context_posts, max_block=self.max_block, full=full)
 
 
+class ZeroShotConfig(_Section):
+    """Zero-shot labelling of confirmed relations until a continual update learns them.
+
+    Workers score the pairs their extractor left unrelated against every
+    relation confirmed with ``mkg candidates confirm`` that the current model
+    does not know yet (extractors.zero_shot.labeller); facts above the
+    threshold are written with ``zero_shot: true``. The scorer's weights load
+    on the first confirmed class, so this costs nothing until then.
+    """
+
+    enabled: bool = True
+    model_dir: Path | None = None  # a saved scorer (extractors.zero_shot.model); None: the one shipped
+    threshold: float | None = Field(None, ge=-1.0, le=1.0)  # min score (a cosine); None: the scorer's calibrated one
+    refresh_s: float = Field(30.0, ge=0.0)  # how often workers read the confirmed classes from the graph
+
+
 class NoveltyConfig(DiscoveryParams):
     """The unsupervised novelty signal: what the worker records, how candidates are found.
 
@@ -234,6 +250,7 @@ class Config(_Section):
     completion: CompletionConfig = CompletionConfig()
     resolution: ResolutionConfig = ResolutionConfig()
     novelty: NoveltyConfig = NoveltyConfig()
+    zero_shot: ZeroShotConfig = ZeroShotConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

@@ -130,11 +130,32 @@ def make_observations(cfg: Config) -> ObservationSink | None:
     return ObservationSink(cfg.novelty.observations_dir) if cfg.novelty.enabled else None
 
 
+def confirmed_relations(graph: GraphStore) -> list:
+    """The relations people confirmed (``mkg candidates confirm``), as zero-shot classes."""
+    from continual.candidates.graph import RELATION, confirmed_names
+    from extractors.zero_shot.model import ZeroShotClass
+
+    return [ZeroShotClass(name, description) for name, description in confirmed_names(graph, RELATION)]
+
+
+def with_zero_shot(cfg: Config, graph: GraphStore, extractor: Extractor) -> Extractor:
+    """``extractor`` wrapped to label confirmed relations zero-shot (``zero_shot.enabled``)."""
+    zs = cfg.zero_shot
+    if not zs.enabled:
+        return extractor
+    from extractors.zero_shot.labeller import ZeroShotExtractor
+    from extractors.zero_shot.model import SHIPPED_ZERO_SHOT, ZeroShotModel
+
+    model = ZeroShotModel.load(zs.model_dir or SHIPPED_ZERO_SHOT)
+    return ZeroShotExtractor(extractor, model, lambda: confirmed_relations(graph), zs.threshold, zs.refresh_s)
+
+
 def make_worker(cfg: Config, graph: GraphStore, source: Source, dead_letters: DeadLetterSink,
                 extractor: Extractor | None = None, observations: ObservationSink | None = None,
                 accept: Callable[[Post], bool] | None = None, stop: threading.Event | None = None) -> Worker:
     w = cfg.worker
-    return Worker(source, extractor or make_extractor(cfg), graph, dead_letters, w.batch_size,
+    extractor = with_zero_shot(cfg, graph, extractor or make_extractor(cfg))
+    return Worker(source, extractor, graph, dead_letters, w.batch_size,
                   w.retry_initial_s, w.retry_max_s, observations=observations, accept=accept,
                   retry_limit_s=w.retry_limit_s, images=image_policy(cfg), stop=stop,
                   write_batch=w.write_batch, linger_s=w.linger_ms / 1000)

@@ -45,7 +45,8 @@ def add_post(batch: GraphBatch, post: Post, extraction: Extraction, model_versio
         if head is None or tail is None or head == tail:
             continue
         facts.append(FactRow(head, rel.head.type, rel.type, tail, rel.tail.type,
-                             Provenance(post.id, seen, model_version, rel.confidence)))
+                             Provenance(post.id, seen, rel.source_version or model_version, rel.confidence),
+                             zero_shot=rel.zero_shot))
     batch.entities.extend(entities)
     batch.facts.extend(facts)
     batch.posts.append(PostRow(post.id, seen, post.text, post.author, post.source,

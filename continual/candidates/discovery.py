@@ -12,6 +12,7 @@ import numpy as np
 
 from extractors.encoders import SentenceEmbedder
 from graph_store.base import GraphStore
+from graph_store.cypher import COUNT_ZERO_SHOT
 from mkg_common.clock import utc_iso
 from pipeline.observations import PAIR, SPAN, Observation, read_observations
 
@@ -57,6 +58,8 @@ class DiscoveryReport:
     clusters: dict[str, int] = field(default_factory=dict)
     decisions: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> action -> clusters
     candidates: list[Candidate] = field(default_factory=list)
+    # relationship type -> edges the zero-shot scorer wrote for it (confirmed classes not yet learnt)
+    zero_shot_edges: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -67,6 +70,7 @@ class DiscoveryReport:
             "candidates_updated": sum(not c.created for c in self.candidates),
             "candidates": [{"id": c.id, "kind": c.kind, "status": c.status, "created": c.created, "size": c.size,
                             "density": round(c.density, 4)} for c in self.candidates],
+            "zero_shot_edges": self.zero_shot_edges,
         }
 
 
@@ -160,6 +164,7 @@ def run_discovery(observations_dir, window_start: datetime, window_end: datetime
                             "known_similarity": round(cand.known_similarity, 3), "nearest_known": cand.nearest_known})
         if rows:
             write_candidates(graph, kind, rows)
+    report.zero_shot_edges = {rel: int(n) for rel, n in graph.query(COUNT_ZERO_SHOT).rows}
     log.info("novelty discovery finished", extra=report.as_dict() | {"candidates": len(report.candidates)})
     return report
 

@@ -51,6 +51,12 @@ def stored_candidates(graph: GraphStore, kind: str, candidate_id: str | None = N
     return [_stored(kind, row) for row in res.rows]
 
 
+def confirmed_names(graph: GraphStore, kind: str) -> list[tuple[str, str]]:
+    """(name, description) of the confirmed candidates of one kind, by name; a light read (no members)."""
+    res = graph.query(candidate_query(LABEL[kind], ("name", "description"), "status"), {"status": CONFIRMED})
+    return sorted({(name, description or "") for name, description in res.rows if name})
+
+
 def write_candidates(graph: GraphStore, kind: str, rows: list[dict]) -> None:
     """Create or update candidate nodes (one row each) and point them at their example posts, in one transaction."""
     label = LABEL[kind]

@@ -61,8 +61,12 @@ def examples_of(cand: StoredCandidate, name: str, val_fraction: float) -> list[L
 
 
 def confirm(graph: GraphStore, labelled: LabelledStore, candidate_id: str, name: str,
-            now: datetime | None = None) -> dict:
+            now: datetime | None = None, description: str | None = None) -> dict:
     """Name a candidate: its members become labelled examples of ``name``, then it is marked confirmed.
+
+    ``description`` (one line, optional) is stored with it: workers label a
+    confirmed relation zero-shot from its name and description until a
+    continual update learns it (``extractors.zero_shot``).
 
     Examples are stored before the status changes, so an interrupted
     confirmation can simply be repeated (the store deduplicates by key).
@@ -76,7 +80,10 @@ def confirm(graph: GraphStore, labelled: LabelledStore, candidate_id: str, name:
     examples = examples_of(cand, name, labelled.val_fraction)
     added = labelled.add(examples)
     when = utc_iso(now)
-    set_status(graph, cand, {"status": CONFIRMED, "name": name, "confirmed_at": when, "examples": len(examples)})
+    values = {"status": CONFIRMED, "name": name, "confirmed_at": when, "examples": len(examples)}
+    if description is not None:
+        values["description"] = " ".join(description.split())[:500]
+    set_status(graph, cand, values)
     log.info("candidate confirmed", extra={"candidate": cand.id, "kind": cand.kind, "name": name,
                                            "examples": len(examples), "new_examples": added})
     return {"id": cand.id, "kind": cand.kind, "name": name, "status": CONFIRMED, "examples": len(examples),

@@ -1,0 +1,125 @@
+"""A confirmed relation is labelled zero-shot at once, and the supervised model takes over when it is promoted.
+
+The whole production path with real parts: the shipped MNER/MRE models tag and
+relate real MNRE posts, a candidate relation found by discovery is confirmed
+with ``continual.candidates.review.confirm``, the worker (through
+``pipeline.runtime.with_zero_shot``) reads it from the graph and the shipped
+zero-shot scorer labels the pairs the supervised model left unrelated; then
+an MRE version that knows the relation is promoted and the same posts are
+delivered again. On the embedded graph and on Neo4j.
+
+The promoted version is the shipped MRE with the new label appended and an
+inference-time offset that makes it win every pair (``SplitLinear``'s logit
+adjustment): what is under test is the graph's takeover, not the model's
+quality. The threshold is -1 so every scored pair is written: likewise.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import torch
+from helpers import mnre_posts, write_jsonl
+
+from continual.candidates.discovery import discover
+from continual.candidates.review import confirm
+from continual.labelled import LabelledStore
+from extractors.encoders import EncoderSpec
+from extractors.multimodal import MultimodalExtractor
+from extractors.store import ModelStore
+from extractors.zero_shot.labeller import SOURCE_PREFIX, ZeroShotExtractor
+from pipeline.config import Config
+from pipeline.dead_letter import FileDeadLetterSink
+from pipeline.observations import PAIR, Observation, ObservationSink
+from pipeline.runtime import with_zero_shot
+from pipeline.sources.files import FileSource
+from pipeline.worker import Worker
+
+T0 = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+NAME, TYPE = "/per/per/greets", "GREETS"
+POSTS = 40
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def one_candidate(graph, folder) -> str:
+    """A pending CandidateRelation made by discovery from twelve observations of one pattern."""
+    sink = ObservationSink(folder, clock=lambda: T0)
+    for i in range(12):
+        tokens = ("Ann", "says", "hello", "to", "Bob", str(i))
+        sink.send([Observation(PAIR, f"obs-{i}", _iso(T0), _iso(T0), " ".join(tokens), tokens, (0, 1), "Ann", "PER",
+                               (4, 5), "Bob", "PER", "None", 0.5, "m@1", ((0, 1, "PER"), (4, 5, "PER")))])
+    sink.close()
+
+    def embed(texts):  # one tight cluster (the clustering is not under test here)
+        v = np.zeros((len(texts), 8))
+        v[:, 0] = 1.0
+        v[np.arange(len(texts)), 1 + np.arange(len(texts)) % 7] = 0.05
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    (cand,) = discover(folder, T0, T0 + timedelta(seconds=1), graph, None, embed=embed, now=T0)
+    return cand.id
+
+
+def run(worker_extractor, graph, path, short_tmp, name) -> None:
+    dead = FileDeadLetterSink(short_tmp / f"{name}.dead.jsonl")
+    Worker(FileSource([path]), worker_extractor, graph, dead, batch_size=20).run()
+    dead.close()
+    assert not (short_tmp / f"{name}.dead.jsonl").exists() or not (short_tmp / f"{name}.dead.jsonl").read_text()
+
+
+def promote_a_model_that_knows(store: ModelStore, name: str) -> str:
+    model, _, cfg = store.load("mre")
+    model.add_labels([name])
+    offsets = torch.zeros(len(model.labels))
+    offsets[-1] = 100.0  # the new label wins every pair at inference
+    model.classifier.set_adjustment(offsets)
+    version = store.save("mre", model, EncoderSpec(**cfg["encoder"]), metrics={}, fingerprint="test",
+                         parent=store.current_version("mre"))
+    store.promote("mre", version)
+    return version
+
+
+def edges(graph) -> list[list]:
+    return graph.query(f"MATCH (h:Entity)-[r:{TYPE}]->(t:Entity) RETURN h.key, t.key, r.zero_shot, r.model_version, "
+                       "r.model_versions, r.confidence, size(r.post_ids) ORDER BY h.key, t.key").rows
+
+
+def test_confirmed_relation_is_labelled_zero_shot_then_taken_over_by_the_promoted_model(graph_store, short_tmp,
+                                                                                         tmp_path):
+    cfg = Config.model_validate({"zero_shot": {"threshold": -1.0, "refresh_s": 0}})
+    posts = mnre_posts(POSTS)
+    first, second = write_jsonl(short_tmp / "a.jsonl", posts[:20]), write_jsonl(short_tmp / "b.jsonl", posts[20:])
+    store = ModelStore(tmp_path / "models", shipped=True)
+    extractor = with_zero_shot(cfg, graph_store, MultimodalExtractor(tmp_path / "models", shipped=True))
+    assert isinstance(extractor, ZeroShotExtractor) and extractor.active_classes() == []
+
+    run(extractor, graph_store, first, short_tmp, "before")  # nothing confirmed yet: nothing zero-shot
+    assert edges(graph_store) == []
+
+    cand = one_candidate(graph_store, tmp_path / "obs")
+    confirm(graph_store, LabelledStore(tmp_path / "labelled"), cand, NAME, now=T0,
+            description="one person greets the other")
+    run(extractor, graph_store, second, short_tmp, "confirmed")
+    zero_shot = edges(graph_store)
+    assert zero_shot, "no uncertain PER-PER pair in 20 posts was labelled"
+    scorer = SOURCE_PREFIX + extractor.model.version
+    for head, tail, flag, version, versions, score, n_posts in zero_shot:
+        assert head.startswith("PER:") and tail.startswith("PER:")  # the name's argument types hold
+        assert flag is True and version == scorer and versions == [scorer] and -1.0 <= score <= 1.0
+    # the report counts them per class; the completion snapshot leaves them out
+    from graph_store.cypher import COUNT_ZERO_SHOT, SNAPSHOT_FACTS
+    assert graph_store.query(COUNT_ZERO_SHOT).rows == [[TYPE, len(zero_shot)]]
+    assert not any(row[1] == TYPE for row in graph_store.query(SNAPSHOT_FACTS).rows)
+
+    new = promote_a_model_that_knows(store, NAME)
+    run(extractor, graph_store, second, short_tmp, "promoted")  # the same posts again (re-delivery)
+    assert extractor.active_classes() == [] and TYPE in extractor.known_types()[1]
+    after = {(h, t): row for h, t, *row in edges(graph_store)}
+    assert len(after) == len(edges(graph_store))  # one edge per triple: never a zero-shot twin
+    for head, tail, *_ in zero_shot:
+        flag, version, versions, _, n_posts = after[(head, tail)]
+        assert flag is None and new in version and scorer in versions  # taken over, provenance kept
+    assert graph_store.query(COUNT_ZERO_SHOT).rows == []
