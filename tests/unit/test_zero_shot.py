@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from extractors.base import Extraction, ExtractionInput, Extractor
 from extractors.zero_shot.baselines import proto_scores
 from extractors.zero_shot.classes import class_phrase
 from extractors.zero_shot.features import SampleFeatures
+from extractors.zero_shot.labeller import ZeroShotExtractor
 from extractors.zero_shot.model import ZeroShotClass, ZeroShotModel
 from extractors.zero_shot.scorer import (ScorerConfig, VariationalMoE, ZeroShotScorer, image_text_alignment,
                                          margin_ranking, supervised_contrastive)
@@ -136,3 +138,46 @@ def test_a_saved_scorer_loads_with_the_same_scores(tmp_path):
     assert torch.allclose(loaded.scorer.scores(x, classes), scorer.eval().scores(x, classes), atol=5e-3)
     assert (loaded.version, loaded.threshold, loaded.trained_on) == ("zs-test", 0.4, ["/per/per/peer"])
     assert ZeroShotClass("/per/org/founded_by", "who founded it").phrase == "person founded by organization: who founded it"
+
+
+class _Inner(Extractor):
+    name, version = "inner", "1"
+
+    def __init__(self) -> None:
+        self.rels = {"MEMBER_OF"}
+
+    def extract(self, batch):
+        return [Extraction(item.post_id) for item in batch]
+
+    def known_types(self):
+        return {"PER"}, set(self.rels)
+
+
+def test_the_labeller_rereads_confirmed_classes_on_its_schedule_and_drops_learnt_ones():
+    now = [0.0]
+    listed = [[ZeroShotClass("/per/org/founded_by")]]
+    calls = []
+
+    def classes():
+        calls.append(now[0])
+        if isinstance(listed[0], Exception):
+            raise listed[0]
+        return listed[0]
+
+    model = ZeroShotModel(ZeroShotScorer(small()), "zs-test", threshold=0.3)
+    inner = _Inner()
+    zs = ZeroShotExtractor(inner, model, classes, refresh_s=30, clock=lambda: now[0])
+    assert [c.name for c in zs.active_classes()] == ["/per/org/founded_by"] and zs.threshold == 0.3
+    assert zs.known_types() == ({"PER"}, {"MEMBER_OF", "FOUNDED_BY"}) and zs.model_version == "inner@1"
+    now[0] = 10.0
+    assert zs.refresh() is False and calls == [0.0]  # not due yet
+    listed[0] = [ZeroShotClass("/per/org/founded_by"), ZeroShotClass("/per/loc/visited")]
+    now[0] = 31.0
+    assert zs.refresh() is True and len(zs.active_classes()) == 2  # a newly confirmed class
+    listed[0] = RuntimeError("graph down")
+    now[0] = 62.0
+    assert zs.refresh() is False and len(zs.active_classes()) == 2  # a failed read keeps the last list
+    inner.rels.add("FOUNDED_BY")  # an update that knows it was promoted
+    assert [c.name for c in zs.active_classes()] == ["/per/loc/visited"]
+    out = zs.extract([ExtractionInput("p1", "Ann founded Acme")])  # no uncertain pairs: nothing to label
+    assert out[0].relations == []
