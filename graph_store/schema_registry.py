@@ -27,3 +27,12 @@ def record_classes(graph: GraphStore, rows: list[dict]) -> None:
     """Upsert schema classes; each row: kind, name, graph_type, status, emerged_at, now,
     and optionally task_id, examples, model_version."""
     graph.execute([(_UPSERT, {"rows": [{k: r.get(k) for k in _ROW_KEYS} for r in rows]})])
+
+
+_WITH_STATUS = (f"MATCH (c:{SCHEMA_CLASS.label}) WHERE c.{_KIND} = $kind AND c.status IN $statuses "
+                f"RETURN c.{_NAME} ORDER BY c.{_NAME}")
+
+
+def classes_with_status(graph: GraphStore, kind: str, statuses: list[str]) -> list[str]:
+    """Names of the recorded classes of ``kind`` (``mre``, ``mner``) in one of ``statuses``."""
+    return [row[0] for row in graph.query(_WITH_STATUS, {"kind": kind, "statuses": list(statuses)}).rows]

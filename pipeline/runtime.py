@@ -130,12 +130,20 @@ def make_observations(cfg: Config) -> ObservationSink | None:
     return ObservationSink(cfg.novelty.observations_dir) if cfg.novelty.enabled else None
 
 
-def confirmed_relations(graph: GraphStore) -> list:
-    """The relations people confirmed (``mkg candidates confirm``), as zero-shot classes."""
+def zero_shot_relations(graph: GraphStore) -> list:
+    """The relations to label zero-shot: those people confirmed (``mkg candidates confirm``) and
+    those labelled posts proposed as a continual task that no promoted model has learnt yet
+    (``SchemaClass`` status ``proposed``, or ``refused`` by the gate). The wrapped extractor drops
+    any its current model already knows."""
     from continual.candidates.graph import RELATION, confirmed_names
+    from extractors.kinds import MRE
     from extractors.zero_shot.model import ZeroShotClass
+    from graph_store.schema_registry import classes_with_status
 
-    return [ZeroShotClass(name, description) for name, description in confirmed_names(graph, RELATION)]
+    named = dict(confirmed_names(graph, RELATION))
+    for name in classes_with_status(graph, MRE.name, ["proposed", "refused"]):
+        named.setdefault(name, "")
+    return [ZeroShotClass(name, description) for name, description in sorted(named.items())]
 
 
 def with_zero_shot(cfg: Config, graph: GraphStore, extractor: Extractor) -> Extractor:
@@ -147,7 +155,7 @@ def with_zero_shot(cfg: Config, graph: GraphStore, extractor: Extractor) -> Extr
     from extractors.zero_shot.model import SHIPPED_ZERO_SHOT, ZeroShotModel
 
     model = ZeroShotModel.load(zs.model_dir or SHIPPED_ZERO_SHOT)
-    return ZeroShotExtractor(extractor, model, lambda: confirmed_relations(graph), zs.threshold, zs.refresh_s)
+    return ZeroShotExtractor(extractor, model, lambda: zero_shot_relations(graph), zs.threshold, zs.refresh_s)
 
 
 def make_worker(cfg: Config, graph: GraphStore, source: Source, dead_letters: DeadLetterSink,

@@ -123,3 +123,22 @@ def test_confirmed_relation_is_labelled_zero_shot_then_taken_over_by_the_promote
         flag, version, versions, _, n_posts = after[(head, tail)]
         assert flag is None and new in version and scorer in versions  # taken over, provenance kept
     assert graph_store.query(COUNT_ZERO_SHOT).rows == []
+
+
+def test_zero_shot_classes_are_confirmed_candidates_and_proposed_tasks_not_yet_learnt(graph_store, tmp_path):
+    from graph_store.schema_registry import record_classes
+    from pipeline.runtime import zero_shot_relations
+
+    assert zero_shot_relations(graph_store) == []
+    cand = one_candidate(graph_store, tmp_path / "obs")
+    confirm(graph_store, LabelledStore(tmp_path / "labelled"), cand, NAME, now=T0, description="one greets the other")
+    now = _iso(T0)
+    rows = [{"kind": "mre", "name": n, "graph_type": n.rsplit("/", 1)[-1].upper(), "status": s, "emerged_at": now,
+             "now": now} for n, s in (("/per/loc/visited", "proposed"), ("/per/org/founded_by", "refused"),
+                                      ("/per/misc/hums", "emerging"), ("/per/per/peer", "learned"))]
+    record_classes(graph_store, rows + [{"kind": "mner", "name": "PRODUCT", "graph_type": "PRODUCT",
+                                         "status": "proposed", "emerged_at": now, "now": now}])
+    got = [(c.name, c.description) for c in zero_shot_relations(graph_store)]
+    assert got == [("/per/loc/visited", ""), ("/per/org/founded_by", ""), (NAME, "one greets the other")]
+    record_classes(graph_store, [{**rows[0], "status": "learned"}])
+    assert "/per/loc/visited" not in [c.name for c in zero_shot_relations(graph_store)]
