@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from helpers import mnre_posts, write_jsonl
 
-from continual.candidates.discovery import discover
+from continual.candidates.discovery import discover, run_discovery
 from continual.candidates.review import confirm
 from continual.labelled import LabelledStore
 from extractors.encoders import EncoderSpec
@@ -112,6 +112,9 @@ def test_confirmed_relation_is_labelled_zero_shot_then_taken_over_by_the_promote
     # the report counts them per class; the completion snapshot leaves them out
     from graph_store.cypher import COUNT_ZERO_SHOT, SNAPSHOT_FACTS
     assert graph_store.query(COUNT_ZERO_SHOT).rows == [[TYPE, len(zero_shot)]]
+    later = T0 + timedelta(days=10)  # a window without observations: the report still counts them
+    report = run_discovery(tmp_path / "obs", later, later + timedelta(hours=1), graph_store, None, now=later)
+    assert report.as_dict()["zero_shot_edges"] == {TYPE: len(zero_shot)}
     assert not any(row[1] == TYPE for row in graph_store.query(SNAPSHOT_FACTS).rows)
 
     new = promote_a_model_that_knows(store, NAME)
