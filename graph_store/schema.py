@@ -132,7 +132,8 @@ EXAMPLE = RelKind("EXAMPLE", (CANDIDATE_RELATION.label, CANDIDATE_TYPE.label), (
 FACT = RelKind(None, (ENTITY.label,), (ENTITY.label,),
                tuple(dict.fromkeys((*FACT_PROVENANCE, *INFERRED_PROPERTIES, ZERO_SHOT))),
                "A fact between entities; its type is a relation type of the LabelSchema. Extracted facts have "
-               "inferred = false and provenance, the completion's predictions inferred = true and a score.")
+               "inferred = false and provenance, the completion's predictions inferred = true and a score; "
+               "an extracted fact labelled by the zero-shot scorer also has zero_shot = true.")
 
 SAME_AS = RelKind("SAME_AS", (ENTITY.label,), (ENTITY.label,), ("confidence", "evidence", "decided_at", "run_id"),
                   "Entity resolution's merge: both nodes name one real-world entity (from the smaller key to the "
