@@ -118,7 +118,7 @@ def propose_tasks(c, store: LabelledStore, models: ModelStore, queue: TaskQueue,
         for name, n in sorted(counts.items()):
             if not IDENTIFIER.match(graph_type(kind, name)):
                 decision.rejected_names.append(name)
-                log.warning("labelled class cannot be a graph identifier; ignored", extra={"kind": kind, "name": name})
+                log.warning("labelled class cannot be a graph identifier; ignored", extra={"kind": kind, "class_name": name})
                 continue
             if name in known or name in in_flight:
                 continue

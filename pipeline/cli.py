@@ -83,15 +83,20 @@ def cmd_demo(args) -> int:
 
 
 def _extractor_versions(extractor) -> list[str]:
-    """One line per model kind: version and where it came from (shipped / trained / continual)."""
-    store = getattr(extractor, "store", None)
-    if store is None:
-        return []
+    """One line per model kind: version and where it came from (shipped / trained / continual),
+    and the zero-shot scorer with the classes it labels now."""
     out = []
-    for kind in KINDS:
+    zero_shot = extractor if hasattr(extractor, "active_classes") else None
+    if zero_shot is not None:
+        extractor = zero_shot.inner
+    store = getattr(extractor, "store", None)
+    for kind in KINDS if store is not None else ():
         version = store.current_version(kind)
         if version is not None:
             out.append(f"{kind}: {version} ({store.origin(kind, version)})")
+    if zero_shot is not None:
+        active = [c.name for c in zero_shot.active_classes()]
+        out.append(f"zero-shot: {zero_shot.model.version}, labelling {', '.join(active) if active else 'no class yet'}")
     return out
 
 

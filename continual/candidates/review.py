@@ -84,7 +84,7 @@ def confirm(graph: GraphStore, labelled: LabelledStore, candidate_id: str, name:
     if description is not None:
         values["description"] = " ".join(description.split())[:500]
     set_status(graph, cand, values)
-    log.info("candidate confirmed", extra={"candidate": cand.id, "kind": cand.kind, "name": name,
+    log.info("candidate confirmed", extra={"candidate": cand.id, "kind": cand.kind, "class_name": name,
                                            "examples": len(examples), "new_examples": added})
     return {"id": cand.id, "kind": cand.kind, "name": name, "status": CONFIRMED, "examples": len(examples),
             "new_examples": added}

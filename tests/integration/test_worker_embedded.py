@@ -30,6 +30,7 @@ def test_demo_runs_end_to_end(short_tmp):
     assert "dead letters: 2" in out.stdout
     assert "with mkg-multimodal@mner-" in out.stdout and "rows)" in out.stdout
     assert "mner: mner-" in out.stdout and "(shipped)" in out.stdout  # which versions ran, and from where
+    assert "zero-shot: zs-mnre-" in out.stdout and "labelling no class yet" in out.stdout
     photo_facts = out.stdout.split("Facts from posts with a photo:")[1]
     assert "sample-04" in photo_facts  # typed facts extracted from posts that carry a photo
     typed = {relation_type_of(r) for r in MNRE_RELATIONS}
