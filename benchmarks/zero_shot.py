@@ -108,8 +108,9 @@ def evaluate_split(feats: SampleFeatures, labels: list[str], source: list[str], 
     def scores_of(score_fn) -> dict:
         zs = macro_prf(test_y.tolist(), score_fn(test, vec(test_c)).argmax(1).tolist(), range(len(test_c)))
         gamma = choose_gamma(score_fn(cal, vec(cal_c)), cal_y.tolist(), seen, cal_unseen)
-        g = generalised_scores(score_fn(gz, vec(gz_c)), gz_y.tolist(), seen, gz_unseen, gamma)
-        raw = generalised_scores(score_fn(gz, vec(gz_c)), gz_y.tolist(), seen, gz_unseen, 0.0)
+        gz_scores = score_fn(gz, vec(gz_c))
+        g = generalised_scores(gz_scores, gz_y.tolist(), seen, gz_unseen, gamma)
+        raw = generalised_scores(gz_scores, gz_y.tolist(), seen, gz_unseen, 0.0)
         return {**{f"macro_{k}" if k != "accuracy" else k: v for k, v in zs.items()},
                 "gzsl_seen_f1": g["seen_f1"], "gzsl_unseen_f1": g["unseen_f1"], "gzsl_hmean": g["hmean"],
                 "gzsl_gamma": gamma, "gzsl_hmean_uncalibrated": raw["hmean"]}

@@ -48,11 +48,6 @@ class SampleFeatures:
         index = torch.as_tensor(index, dtype=torch.long)
         return SampleFeatures(self.text[index], self.vision[index], self.has_image[index])
 
-    @staticmethod
-    def cat(parts: Sequence["SampleFeatures"]) -> "SampleFeatures":
-        return SampleFeatures(torch.cat([p.text for p in parts]), torch.cat([p.vision for p in parts]),
-                              torch.cat([p.has_image for p in parts]))
-
 
 class FrozenSampleEncoder:
     """Encodes samples and class phrases with frozen pretrained encoders (offline weights)."""
