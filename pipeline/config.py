@@ -162,6 +162,9 @@ class CompletionConfig(_Section):
     cache_dir: Path = Path("var/cache/completion")  # MiniLM embeddings of entity texts
     text_encoder: str = "minilm"  # or a local Hugging Face BERT folder
     threshold: float = Field(0.5, ge=0.0, le=1.0)  # min softmax probability among candidate tails
+    # set: each run picks the lowest threshold whose precision on the held-out facts reaches it
+    # (graph_store.completion.calibrate); kept at `threshold` when none does. None: `threshold` as is
+    target_precision: float | None = Field(None, gt=0.0, le=1.0)
     top_k: int = Field(3, ge=1, le=100)  # answers per (head, relation) query
     epochs: int = Field(30, ge=1)  # training from scratch
     update_epochs: int = Field(5, ge=1)  # warm start from the current version

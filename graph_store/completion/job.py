@@ -22,6 +22,7 @@ from mkg_common.clock import utc_iso
 
 from ..base import GraphStore
 from ..records import InferredFact
+from .calibrate import MIN_WRITTEN, held_out_curve
 from .data import FilterIndex
 from .evaluate import evaluate
 from .model import CompletionModel, EntityFeatures, ModelConfig
@@ -57,6 +58,8 @@ class CompletionReport:
     below_threshold: int = 0
     inferred_edges: int = 0
     threshold: float = 0.0
+    threshold_source: str = "configured"  # or "calibrated" (completion.target_precision on held-out facts)
+    held_out_at_threshold: dict = field(default_factory=dict)  # precision / recall of writes on held-out facts
     top_k: int = 0
 
     def as_dict(self) -> dict:
@@ -74,7 +77,10 @@ def run_completion(graph: GraphStore, cc, texts: TextEmbedder, store: Completion
 
     ``cc``: the completion settings (``pipeline.config.CompletionConfig``, read
     by attribute); ``texts``: entity text -> vector; ``store``: where versions go.
+    An explicit ``threshold`` wins over ``cc.target_precision``; otherwise, with
+    a target set, the threshold is the lowest that reaches it on the held-out facts.
     """
+    calibrate = threshold is None and getattr(cc, "target_precision", None) is not None
     threshold = cc.threshold if threshold is None else threshold
     top_k = cc.top_k if top_k is None else top_k
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -115,6 +121,17 @@ def run_completion(graph: GraphStore, cc, texts: TextEmbedder, store: Completion
         if len(valid):
             filt = FilterIndex(snap.triples, len(snap.entities), len(snap.relations))
             report.valid_metrics = evaluate(model.scorer(feats), valid, filt).as_dict()
+            curve = held_out_curve(model, feats, snap, train, valid, top_k,
+                                   ann_min_candidates=cc.ann_min_candidates, shortlist=cc.shortlist)
+            if calibrate:
+                chosen = curve.lowest_threshold_for(cc.target_precision, MIN_WRITTEN)
+                if chosen is None:
+                    log.warning("no threshold reaches the target precision on the held-out facts; keeping the "
+                                "configured one", extra={"target_precision": cc.target_precision,
+                                                         "threshold": threshold, "held_out": len(valid)})
+                else:
+                    threshold, report.threshold, report.threshold_source = chosen, chosen, "calibrated"
+            report.held_out_at_threshold = curve.at(threshold).as_dict()
 
         version = store.save_model(
             model, entities=snap.entity_keys, relations=snap.relations, metrics={"valid": report.valid_metrics},

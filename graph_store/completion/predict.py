@@ -56,7 +56,13 @@ def relation_types(snapshot: GraphSnapshot) -> dict[int, tuple[set[str], set[str
 @torch.no_grad()
 def predict(model: CompletionModel, feats: EntityFeatures, snapshot: GraphSnapshot, top_k: int = 3,
             threshold: float = 0.5, batch_size: int = 512, progress: bool = False,
-            ann_min_candidates: int | None = None, shortlist: int = 256) -> PredictionResult:
+            ann_min_candidates: int | None = None, shortlist: int = 256,
+            heads_by_relation: dict[int, set[int]] | None = None) -> PredictionResult:
+    """The ``top_k`` best new tails of every ``(head, relation)`` query the types allow.
+
+    ``heads_by_relation`` (relation id -> head ids) asks only those queries, still within the types: the
+    threshold calibration (:mod:`.calibrate`) asks the held-out facts' queries alone.
+    """
     from tqdm import tqdm
 
     if top_k < 1:
@@ -69,6 +75,8 @@ def predict(model: CompletionModel, feats: EntityFeatures, snapshot: GraphSnapsh
     result = PredictionResult([], 0, 0, 0)
     for rel, (head_types, tail_types) in sorted(relation_types(snapshot).items()):
         heads = np.flatnonzero(np.isin(types, sorted(head_types)))
+        if heads_by_relation is not None:
+            heads = np.intersect1d(heads, np.fromiter(heads_by_relation.get(rel, ()), dtype=np.int64))
         cands = np.flatnonzero(np.isin(types, sorted(tail_types)))
         if len(heads) == 0 or len(cands) < 2:
             continue

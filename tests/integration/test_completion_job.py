@@ -10,6 +10,7 @@ import pytest
 from helpers import SHARED_DATA
 
 from graph_store.schema import LabelSchema
+from graph_store.completion.calibrate import MIN_WRITTEN
 from graph_store.completion.snapshot import take_snapshot
 from graph_store.records import EntityRow, FactRow, GraphBatch, InferredFact, PostRow, Provenance
 from pipeline.config import load_config
@@ -86,6 +87,9 @@ def test_completion_job_writes_refreshes_and_removes_inferred_edges(graph_store,
     assert first.epochs == cfg.completion.epochs and saved["model"]["rank"] == cfg.completion.rank
     assert (saved["train_config"]["batch_size"], saved["train_config"]["negatives"]) == (128, 256)
     assert first.written > 0 and first.valid_metrics["queries"] == 2 * first.valid_facts
+    # every run reports what its threshold writes on the held-out facts
+    assert first.threshold_source == "configured" and first.held_out_at_threshold["threshold"] == 0.2
+    assert first.held_out_at_threshold["written"] >= first.held_out_at_threshold["correct"] > 0
     rows = graph_store.query(INFERRED).rows
     assert len(rows) == first.written == first.inferred_edges
     extracted_keys = {r[:3] for r in extracted_before}
@@ -94,12 +98,18 @@ def test_completion_job_writes_refreshes_and_removes_inferred_edges(graph_store,
         assert score >= cfg.completion.threshold and version == f"completion@{first.version}" and at
         assert rel in LabelSchema().relation_types
 
+    # a target precision any threshold reaches: calibration picks the lowest score it saw on held-out facts
+    cfg.completion.target_precision = 1e-6
     second = run_completion(cfg, graph_store)
     assert second.warm_start and second.parent == first.version and second.version != first.version
+    held = second.held_out_at_threshold
+    assert second.threshold_source == "calibrated" and second.threshold == held["threshold"] < 0.2
+    assert held["written"] >= MIN_WRITTEN and held["precision"] >= 1e-6
     assert second.epochs == cfg.completion.update_epochs
     rows = graph_store.query(INFERRED).rows
     assert len(rows) == second.written == len({tuple(r[:3]) for r in rows})  # refreshed, not duplicated
     assert {r[4] for r in rows} == {f"completion@{second.version}"}
+    assert min(r[3] for r in rows) >= second.threshold
     after = sorted(map(tuple, [r[:3] + [sorted(r[3])] for r in graph_store.query(EXTRACTED).rows]))
     assert after == extracted_before  # extracted facts untouched
 

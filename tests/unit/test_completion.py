@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from extractors.store import ModelStore
+from graph_store.completion.calibrate import HeldOutCurve, held_out_curve
 from graph_store.completion.data import FilterIndex, with_inverses
 from graph_store.completion.evaluate import filtered_ranks, random_expected_mrr, ranking_metrics
 from graph_store.completion.model import CompletionModel, EntityFeatures, ModelConfig
@@ -233,3 +234,35 @@ def test_a_shortlist_from_the_index_gives_the_answers_of_scoring_every_candidate
     best = {p.head: p.tail for p in predict(model, feats, snap, top_k=1, threshold=0.0).predictions}
     agree = np.mean([best[p.head] == p.tail for p in short.predictions])
     assert len(short.predictions) == len(best) and agree > 0.95, agree
+
+
+def test_held_out_curve_reads_precision_and_recall_at_a_threshold():
+    curve = HeldOutCurve(np.array([0.9, 0.8, 0.8, 0.6, 0.3]), np.array([True, True, False, True, False]), held_out=5)
+    point = curve.at(0.8)  # written: the three scores >= 0.8
+    assert (point.written, point.correct) == (3, 2)
+    assert point.precision == pytest.approx(2 / 3) and point.recall == pytest.approx(2 / 5)
+    assert curve.at(0.95).precision is None and curve.at(0.95).written == 0
+    assert curve.lowest_threshold_for(0.75) == 0.6  # 3 of 4 right at 0.6; 3 of 5 at 0.3 is too few
+    assert curve.lowest_threshold_for(1.0) == 0.9
+    assert curve.lowest_threshold_for(0.75, min_written=5) is None
+
+
+def test_a_threshold_cannot_split_tied_scores():
+    # 1 of 1 right at the first 0.8 is not a cut: a threshold of 0.8 writes both 0.8s (1 of 2 right at 0.8)
+    curve = HeldOutCurve(np.array([0.9, 0.8, 0.8]), np.array([True, True, False]), held_out=2)
+    assert curve.lowest_threshold_for(0.9) == 0.9
+    assert curve.at(curve.lowest_threshold_for(0.9)).precision >= 0.9
+
+
+def test_held_out_curve_asks_only_the_held_out_queries_with_only_the_known_facts():
+    model, feats = _hand_model([[1, 0], [3, 0], [2, 0], [0, 4], [0, 1]])
+    ents = [EntityInfo("PER:a", "a", "PER"), EntityInfo("ORG:b", "b", "ORG"), EntityInfo("ORG:c", "c", "ORG"),
+            EntityInfo("ORG:d", "d", "ORG"), EntityInfo("PER:e", "e", "PER")]
+    known, held = np.array([[4, 0, 3]]), np.array([[0, 0, 1]])  # e -> d is known; a -> b is held out
+    snap = GraphSnapshot(ents, ["MEMBER_OF"], np.concatenate([known, held]), "now")
+    z = math.exp(3) + math.exp(2) + math.exp(0)
+    curve = held_out_curve(model, feats, snap, known, held, top_k=2)
+    # only a's query is asked (e has no held-out fact); b is a's held-out answer, c is wrong
+    assert curve.scores.tolist() == pytest.approx([math.exp(3) / z, math.exp(2) / z])
+    assert curve.correct.tolist() == [True, False] and curve.held_out == 1
+    assert curve.at(0.5).precision == 1.0 and curve.at(0.0).precision == 0.5
