@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit services-up services-down benchmarks benchmarks-extractors models images compose-test clean
+.PHONY: install browser demo test test-unit services-up services-down benchmarks benchmarks-extractors models images compose-test clean
 
 $(BIN)/mkg: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,8 +19,16 @@ install: $(BIN)/mkg
 demo: install
 	$(BIN)/mkg demo
 
+# The console's browser tests drive Debian's chromium with its chromedriver (no driver download);
+# installed here when missing and apt-get can (root), else those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1)) || \
+	  echo "make: chromium/chromium-driver could not be installed; the console's browser tests will be skipped"
+
 # The suite starts real Kafka and Neo4j itself (mkg services) and stops them after.
-test: install
+test: install browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install

@@ -226,3 +226,24 @@ class ModelStore:
         else:
             model.load_state_dict(state)
         return model.to(device).eval(), task, cfg
+
+
+def version_rows(store: ModelStore) -> list[dict]:
+    """Every version of every kind with its origin, size, data fingerprint and val / test F1
+    (``mkg models list``, the console's models page)."""
+    rows = []
+    for kind in store.kinds:
+        current = store.current_version(kind)
+        for version in store.versions(kind):
+            cfg, folder = store.config(kind, version), store.version_dir(kind, version)
+            try:
+                metrics = store.metrics(kind, version)
+            except FileNotFoundError:
+                metrics = {}
+            test = metrics.get("test") or {}
+            rows.append({"kind": kind, "version": version, "current": version == current,
+                         "origin": store.origin(kind, version), "format": cfg.get("format", "full"),
+                         "mb": round(sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 1e6, 2),
+                         "data_fingerprint": cfg.get("data_fingerprint", ""), "val_f1": (metrics.get("val") or {}).get("f1"),
+                         "test_f1": test.get("f1"), "parent": cfg.get("parent"), "path": str(folder)})
+    return rows

@@ -114,7 +114,7 @@ _CANDIDATE_PROPERTIES = (
     "kind", "status", "name", "created_at", "updated_at", "first_window_start", "window_start", "window_end",
     "size", "density", "known_similarity", "nearest_known", "example_post_ids", "example_texts", "head_types",
     "tail_types", "model_versions", "members", "member_count", "centroid", "confirmed_at", "examples",
-    "rejected_at", "description",
+    "rejected_at", "description", "decision", "decided_by", "decided_at", "merged_into",
 )
 CANDIDATE_RELATION = NodeKind(
     "CandidateRelation", ("id",), _CANDIDATE_PROPERTIES, "candidate_relation",

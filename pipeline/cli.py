@@ -256,7 +256,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from extractors.store import KINDS, ModelStore
+    from extractors.store import ModelStore, version_rows
 
     models = _models_dir(args)
     store = ModelStore(models, shipped=True)
@@ -265,21 +265,7 @@ def cmd_models(args) -> int:
         print(json.dumps({"kind": args.kind, "current": args.version,
                           "origin": store.origin(args.kind, args.version)}))
         return 0
-    rows = []
-    for kind in KINDS:
-        current = store.current_version(kind)
-        for version in store.versions(kind):
-            cfg, folder = store.config(kind, version), store.version_dir(kind, version)
-            try:
-                metrics = store.metrics(kind, version)
-            except FileNotFoundError:
-                metrics = {}
-            test = metrics.get("test") or {}
-            rows.append({"kind": kind, "version": version, "current": version == current,
-                         "origin": store.origin(kind, version), "format": cfg.get("format", "full"),
-                         "mb": round(sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 1e6, 2),
-                         "data_fingerprint": cfg.get("data_fingerprint", ""), "val_f1": (metrics.get("val") or {}).get("f1"),
-                         "test_f1": test.get("f1"), "parent": cfg.get("parent"), "path": str(folder)})
+    rows = version_rows(store)
     if args.json:
         print(json.dumps(rows, indent=2, default=float))
         return 0
@@ -328,6 +314,8 @@ def cmd_unmerge(args) -> int:
 
 
 def cmd_candidates(args) -> int:
+    import getpass
+
     from continual.candidates.graph import list_candidates
     from continual.candidates.review import CandidateError, confirm, reject
 
@@ -348,9 +336,9 @@ def cmd_candidates(args) -> int:
                 _print_candidates(rows)
         elif args.action == "confirm":
             print(json.dumps(confirm(graph, labelled_store_of(cfg), args.id, args.name,
-                                     description=args.description)))
+                                     description=args.description, by=getpass.getuser())))
         else:
-            print(json.dumps(reject(graph, args.id)))
+            print(json.dumps(reject(graph, args.id, by=getpass.getuser())))
     except CandidateError as exc:
         print(f"mkg: {exc}", file=sys.stderr)
         return 1
@@ -627,6 +615,42 @@ def _add_candidates(sub) -> None:
         c.set_defaults(func=cmd_candidates)
 
 
+def cmd_ui(args) -> int:
+    from .console import ConsoleError, serve
+
+    cfg = _load(args)
+    if args.host:
+        cfg.ui.host = args.host
+    if args.port is not None:
+        cfg.ui.port = args.port
+    try:
+        serve(cfg)
+    except ConsoleError as exc:
+        print(f"mkg: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_ui(sub) -> None:
+    p = sub.add_parser("ui", help="the web console: review candidates, explore the graph, watch the stream",
+                       description="Serve the web console on the configured graph and model store: the review queue "
+                                   "of candidate relations and entity types (confirm with a name, merge into a known "
+                                   "class, reject; the same code as 'mkg candidates', recorded with who and when), "
+                                   "an entity explorer (neighbourhood, each edge's evidence posts, model versions, "
+                                   "confidence, the Cypher behind the page), and the stream and models (records/s, "
+                                   "consumer lag and dead letters by stage from the workers' /metrics, model "
+                                   "versions, continual updates with the gate's reasons, completion runs). Pages are "
+                                   "server-rendered and run no JavaScript; writes need a CSRF token.",
+                       epilog="Binds ui.host (127.0.0.1) and ui.port (8050). Any other address needs a password: "
+                              "MKG_UI_PASSWORD (user ui.user), and MKG_UI_SECRET_KEY keeps logins across restarts. "
+                              "Worker metrics: ui.metrics_urls, e.g. "
+                              "MKG__UI__METRICS_URLS='[\"http://127.0.0.1:9108/metrics\"]'.")
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.add_argument("--host", help="address to bind (default: ui.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: ui.port, 8050)")
+    p.set_defaults(func=cmd_ui)
+
+
 def _add_services(sub) -> None:
     p = sub.add_parser("services", help="start/stop/check the local Kafka and Neo4j servers",
                        description="Resolve Apache Kafka (KRaft) and Neo4j Community from Maven Central with mvn "
@@ -651,8 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
     from continual.cli import add_benchmark_parser, add_continual_parser
 
     for add in (_add_demo, _add_worker, _add_backfill, _add_produce, _add_query, _add_train, _add_evaluate,
-                _add_models, _add_complete, _add_resolve, _add_candidates, add_benchmark_parser, add_continual_parser,
-                _add_services):
+                _add_models, _add_complete, _add_resolve, _add_candidates, _add_ui, add_benchmark_parser,
+                add_continual_parser, _add_services):
         add(sub)
     return parser
 

@@ -24,6 +24,8 @@ SECRET_ENV = {
     "MKG_NEO4J_PASSWORD": ("graph", "neo4j_password"),
     "MKG_KAFKA_SASL_USERNAME": ("kafka", "sasl_username"),
     "MKG_KAFKA_SASL_PASSWORD": ("kafka", "sasl_password"),
+    "MKG_UI_PASSWORD": ("ui", "password"),
+    "MKG_UI_SECRET_KEY": ("ui", "secret_key"),
 }
 
 
@@ -237,6 +239,26 @@ class NoveltyConfig(DiscoveryParams):
     max_per_post: int = Field(8, ge=0)  # uncertain pairs (and spans) kept per post, least confident first
 
 
+class UIConfig(_Section):
+    """The web console (``mkg ui``): review candidates, explore the graph, watch the stream.
+
+    It binds the loopback interface unless told otherwise; bound anywhere else it
+    refuses to start without a password (every page then needs a login). Writes
+    (confirm, reject, merge) carry a CSRF token signed with ``secret_key``
+    (random per start when unset, which logs everyone out on a restart).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(8050, ge=0, le=65535)
+    user: str = "admin"  # the login name when a password is set
+    password: SecretStr | None = None  # env MKG_UI_PASSWORD
+    secret_key: SecretStr | None = None  # env MKG_UI_SECRET_KEY; signs sessions and CSRF tokens
+    # worker /metrics endpoints the stream page reads (posts, lag, dead letters by stage)
+    metrics_urls: list[str] = []
+    page_size: int = Field(50, ge=1, le=1000)
+    dead_letters_shown: int = Field(200, ge=1, le=100_000)  # newest dead letters read for the stream page
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -254,6 +276,7 @@ class Config(_Section):
     resolution: ResolutionConfig = ResolutionConfig()
     novelty: NoveltyConfig = NoveltyConfig()
     zero_shot: ZeroShotConfig = ZeroShotConfig()
+    ui: UIConfig = UIConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

@@ -61,7 +61,8 @@ def examples_of(cand: StoredCandidate, name: str, val_fraction: float) -> list[L
 
 
 def confirm(graph: GraphStore, labelled: LabelledStore, candidate_id: str, name: str,
-            now: datetime | None = None, description: str | None = None) -> dict:
+            now: datetime | None = None, description: str | None = None, by: str | None = None,
+            decision: str = "confirmed") -> dict:
     """Name a candidate: its members become labelled examples of ``name``, then it is marked confirmed.
 
     ``description`` (one line, optional) is stored with it: workers label a
@@ -70,6 +71,8 @@ def confirm(graph: GraphStore, labelled: LabelledStore, candidate_id: str, name:
 
     Examples are stored before the status changes, so an interrupted
     confirmation can simply be repeated (the store deduplicates by key).
+    ``by`` (who decided) and the time are recorded on the candidate with the
+    ``decision`` (``confirmed``, or ``merged`` from :func:`merge`).
     """
     cand = _find(graph, candidate_id)
     validate_name(cand.kind, name)
@@ -80,7 +83,10 @@ def confirm(graph: GraphStore, labelled: LabelledStore, candidate_id: str, name:
     examples = examples_of(cand, name, labelled.val_fraction)
     added = labelled.add(examples)
     when = utc_iso(now)
-    values = {"status": CONFIRMED, "name": name, "confirmed_at": when, "examples": len(examples)}
+    values = {"status": CONFIRMED, "name": name, "confirmed_at": when, "examples": len(examples),
+              "decision": decision, "decided_by": by or "unknown", "decided_at": when}
+    if decision == "merged":
+        values["merged_into"] = name
     if description is not None:
         values["description"] = " ".join(description.split())[:500]
     set_status(graph, cand, values)
@@ -90,11 +96,35 @@ def confirm(graph: GraphStore, labelled: LabelledStore, candidate_id: str, name:
             "new_examples": added}
 
 
-def reject(graph: GraphStore, candidate_id: str, now: datetime | None = None) -> dict:
+def known_class_names(graph: GraphStore, labelled: LabelledStore | None, kind: str) -> set[str]:
+    """Classes a candidate of ``kind`` may be merged into: those with labelled examples and those
+    confirmed before (a confirmed class is known before any model learns it)."""
+    from .graph import confirmed_names
+
+    names = {name for name, _ in confirmed_names(graph, kind)}
+    if labelled is not None:
+        names |= set(labelled.class_counts(MRE.name if kind == RELATION else MNER.name))
+    return names - {NO_RELATION}
+
+
+def merge(graph: GraphStore, labelled: LabelledStore, candidate_id: str, into: str, known: set[str],
+          now: datetime | None = None, by: str | None = None) -> dict:
+    """The candidate is an existing class after all: its members become examples of ``into``.
+
+    ``known``: the class names of the candidate's kind that exist; merging into
+    anything else would create a class, which is :func:`confirm`'s job."""
+    if into not in known:
+        raise CandidateError(f"{into!r} is not a known class; known: {', '.join(sorted(known)) or 'none'}")
+    return {**confirm(graph, labelled, candidate_id, into, now=now, by=by, decision="merged"), "merged_into": into}
+
+
+def reject(graph: GraphStore, candidate_id: str, now: datetime | None = None, by: str | None = None) -> dict:
     """Mark a candidate rejected; it stays in the graph so the same pattern is not proposed again."""
     cand = _find(graph, candidate_id)
     if cand.status == CONFIRMED:
         raise CandidateError(f"{candidate_id} is already confirmed as {cand.name!r}")
-    set_status(graph, cand, {"status": REJECTED, "rejected_at": utc_iso(now)})
+    when = utc_iso(now)
+    set_status(graph, cand, {"status": REJECTED, "rejected_at": when, "decision": "rejected",
+                             "decided_by": by or "unknown", "decided_at": when})
     log.info("candidate rejected", extra={"candidate": cand.id, "kind": cand.kind})
     return {"id": cand.id, "kind": cand.kind, "status": REJECTED}

@@ -1,0 +1,163 @@
+"""The web console over a real graph (embedded and Neo4j), through Flask's test client: every page
+escapes hostile post text and names, writes need a CSRF token and go through the review code with
+who and when recorded, names are validated, a login guards a console bound beyond loopback."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
+
+import pytest
+from console_world import HOSTILE_NAME, RLO, SCRIPT, ZWSP, build_config, populate
+
+from continual.candidates.graph import find_candidate
+from pipeline.console import ConsoleError, check_binding, create_app
+from pipeline.dead_letter import DeadLetter, FileDeadLetterSink
+
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def console(graph_store, tmp_path):
+    cfg = build_config(tmp_path)
+    ids = populate(graph_store, cfg)
+    sink = FileDeadLetterSink(cfg.worker.dead_letter_path)
+    sink.send(DeadLetter("parse", f"not JSON: {SCRIPT}", "test:0", f"{{{SCRIPT}", "utf-8", "2026-11-30T10:05:00Z",
+                         key="test:0"))
+    sink.close()
+    app = create_app(cfg, graph_store)
+    app.config["TESTING"] = True
+    return app, cfg, ids
+
+
+def _pages(ids) -> list[str]:
+    key = ids["hostile_key"]
+    return ["/review", f"/review/{ids['candidate']}", "/entities?q=evil", "/entities?" + urlencode({"q": SCRIPT}),
+            "/entity?" + urlencode({"key": key}), "/entity?" + urlencode({"key": "PER:grace hopper"}),
+            "/entity/cypher?" + urlencode({"key": key}),
+            "/edge?" + urlencode({"head": "PER:grace hopper", "rel": "MEMBER_OF", "tail": key}),
+            "/post?id=p-hopper", "/stream", "/models"]
+
+
+def test_every_page_escapes_hostile_text_and_runs_no_script(console):
+    app, _, ids = console
+    client = app.test_client()
+    for page in _pages(ids):
+        resp = client.get(page)
+        assert resp.status_code == 200, page
+        body = resp.get_data(as_text=True)
+        assert "<script" not in body.lower(), page  # escaped everywhere, and no page ships a script of its own
+        assert "script-src 'none'" in resp.headers["Content-Security-Policy"]
+        assert resp.headers["X-Frame-Options"] == "DENY"
+    entity = client.get("/entity?" + urlencode({"key": ids["hostile_key"]})).get_data(as_text=True)
+    assert "&lt;/script&gt;" in entity and "Evil" in entity
+    post = client.get("/post?id=p-hopper").get_data(as_text=True)
+    assert RLO in post and ZWSP in post and 'dir="auto"' in post  # kept as text, isolated by dir=auto
+    stream = client.get("/stream").get_data(as_text=True)
+    assert "not JSON: &lt;script&gt;" in stream and "parse: 1" in stream
+
+
+def test_entity_page_draws_edges_by_kind_and_links_their_evidence(console):
+    app, _, ids = console
+    body = app.test_client().get("/entity?key=PER%3Agrace+hopper").get_data(as_text=True)
+    assert body.count('class="edge extracted"') == 2 and body.count('class="edge zero-shot"') == 1
+    assert body.count('class="edge inferred"') == 1 and "ALUMI" in body
+    edge = app.test_client().get("/edge?" + urlencode({"head": "PER:grace hopper", "rel": "MEMBER_OF",
+                                                       "tail": "ORG:united states navy"})).get_data(as_text=True)
+    assert "served in the United States Navy" in edge and "post p-navy" in edge and "extracted" in edge
+    inferred = app.test_client().get("/edge?" + urlencode({"head": "PER:grace hopper", "rel": "ALUMI",
+                                                           "tail": "ORG:yale"})).get_data(as_text=True)
+    assert "completion@test" in inferred and "0.730" in inferred and "has no post" in inferred
+    # a relation type is data, never Cypher: anything but an identifier is refused before a query runs
+    bad = app.test_client().get("/edge?" + urlencode({"head": "x", "rel": "MEMBER_OF]->() DETACH DELETE (", "tail": "y"}))
+    assert bad.status_code == 400
+
+
+def test_thumbnails_come_from_the_image_roots_only(console):
+    app, _, _ = console
+    resp = app.test_client().get("/post/image?id=p-hopper")
+    assert resp.status_code == 200 and resp.mimetype == "image/jpeg" and resp.data[:2] == b"\xff\xd8"
+    assert app.test_client().get("/post/image?id=p-navy").status_code == 404  # no image
+
+
+def test_writes_need_a_csrf_token_and_record_who_decided(console, graph_store):
+    app, _, ids = console
+    cid = ids["candidate"]
+    client = app.test_client()
+    assert client.post(f"/review/{cid}/confirm", data={"name": "/per/org/founded_by"}).status_code == 400
+    assert find_candidate(graph_store, cid).status == "pending"
+
+    token = TOKEN.search(client.get(f"/review/{cid}").get_data(as_text=True)).group(1)
+    refused = client.post(f"/review/{cid}/confirm", data={"csrf_token": token, "name": f"{SCRIPT}"},
+                          follow_redirects=True)
+    assert "does not map to an identifier" in refused.get_data(as_text=True)
+    assert "<script" not in refused.get_data(as_text=True).lower()
+    assert find_candidate(graph_store, cid).status == "pending"
+
+    done = client.post(f"/review/{cid}/confirm", data={"csrf_token": token, "name": "/per/org/founded_by",
+                                                       "description": "the person who founded the organization"},
+                       follow_redirects=True)
+    assert done.status_code == 200 and "confirmed as /per/org/founded_by" in done.get_data(as_text=True)
+    row = graph_store.query("MATCH (c:CandidateRelation {id: $id}) RETURN c.status, c.name, c.decision, "
+                            "c.decided_by, c.decided_at, c.description", {"id": cid}).rows[0]
+    assert row[:3] == ["confirmed", "/per/org/founded_by", "confirmed"]
+    assert row[3].startswith("local:") and row[4] and row[5].startswith("the person")
+
+
+def test_merge_only_into_a_known_class(console, graph_store):
+    app, _, ids = console
+    cid = ids["candidate"]
+    client = app.test_client()
+    token = TOKEN.search(client.get(f"/review/{cid}").get_data(as_text=True)).group(1)
+    page = client.get(f"/review/{cid}").get_data(as_text=True)
+    assert '<option value="/per/org/member_of">' in page  # the class with labelled examples
+    unknown = client.post(f"/review/{cid}/merge", data={"csrf_token": token, "into": "/per/per/peer"},
+                          follow_redirects=True)
+    assert "not a known class" in unknown.get_data(as_text=True) and find_candidate(graph_store, cid).status == "pending"
+    client.post(f"/review/{cid}/merge", data={"csrf_token": token, "into": "/per/org/member_of"})
+    row = graph_store.query("MATCH (c:CandidateRelation {id: $id}) RETURN c.status, c.name, c.decision, c.merged_into",
+                            {"id": cid}).rows[0]
+    assert row == ["confirmed", "/per/org/member_of", "merged", "/per/org/member_of"]
+
+
+def test_reject_is_recorded(console, graph_store):
+    app, _, ids = console
+    cid = ids["candidate"]
+    client = app.test_client()
+    token = TOKEN.search(client.get(f"/review/{cid}").get_data(as_text=True)).group(1)
+    client.post(f"/review/{cid}/reject", data={"csrf_token": token})
+    row = graph_store.query("MATCH (c:CandidateRelation {id: $id}) RETURN c.status, c.decision, c.decided_by",
+                            {"id": cid}).rows[0]
+    assert row[:2] == ["rejected", "rejected"] and row[2].startswith("local:")
+    listed = f'class="candidate-link">{cid}</a>'
+    assert listed not in client.get("/review").get_data(as_text=True)  # the queue shows pending ones
+    assert listed in client.get("/review?status=rejected").get_data(as_text=True)
+
+
+def test_a_console_beyond_loopback_needs_a_password_and_a_login(graph_store, tmp_path):
+    cfg = build_config(tmp_path)
+    cfg.ui.host = "0.0.0.0"
+    with pytest.raises(ConsoleError, match="MKG_UI_PASSWORD"):
+        check_binding(cfg)
+    cfg.ui.password = "s3cret-test"
+    check_binding(cfg)
+    app = create_app(cfg, graph_store)
+    client = app.test_client()
+    assert client.get("/review").status_code == 302 and "/login" in client.get("/review").headers["Location"]
+    token = TOKEN.search(client.get("/login").get_data(as_text=True)).group(1)
+    wrong = client.post("/login", data={"csrf_token": token, "user": "admin", "password": "nope"})
+    assert wrong.status_code == 401 and client.get("/entities").status_code == 302
+    ok = client.post("/login?next=/entities", data={"csrf_token": token, "user": "admin", "password": "s3cret-test"})
+    assert ok.status_code == 302 and ok.headers["Location"].endswith("/entities")
+    assert client.get("/entities").status_code == 200
+    # an open redirect through ?next= is refused
+    client.post("/logout", data={"csrf_token": TOKEN.search(client.get("/entities").get_data(as_text=True)).group(1)})
+    token = TOKEN.search(client.get("/login").get_data(as_text=True)).group(1)
+    away = client.post("/login?next=//evil.example/", data={"csrf_token": token, "user": "admin",
+                                                            "password": "s3cret-test"})
+    assert away.headers["Location"] == "/"
+
+
+def test_hostile_name_round_trips_unchanged_through_search(console):
+    app, _, _ = console
+    body = app.test_client().get("/entities?q=evil").get_data(as_text=True)
+    assert "Evil" in body and "&lt;script&gt;" in body and HOSTILE_NAME not in body
