@@ -669,7 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build a multimodal knowledge graph from a stream of posts: validate, extract entities "
                     "and relations, write them with provenance to a Cypher graph (embedded FalkorDB or Neo4j).",
         epilog="Secrets come from the environment: MKG_NEO4J_PASSWORD, MKG_KAFKA_SASL_USERNAME, "
-               "MKG_KAFKA_SASL_PASSWORD; any key can be overridden as MKG__SECTION__KEY=value.",
+               "MKG_KAFKA_SASL_PASSWORD, MKG_UI_PASSWORD, MKG_UI_SECRET_KEY; any key can be overridden as MKG__SECTION__KEY=value.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from continual.cli import add_benchmark_parser, add_continual_parser

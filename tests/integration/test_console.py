@@ -161,3 +161,26 @@ def test_hostile_name_round_trips_unchanged_through_search(console):
     app, _, _ = console
     body = app.test_client().get("/entities?q=evil").get_data(as_text=True)
     assert "Evil" in body and "&lt;script&gt;" in body and HOSTILE_NAME not in body
+
+
+def test_stream_page_reads_worker_metrics_from_the_workers_own_endpoint(graph_store, tmp_path):
+    """The worker's real /metrics server (pipeline.health): records/s between two visits, lag, dead letters."""
+    from collections import Counter
+
+    from pipeline.health import HealthServer
+    from pipeline.metrics import WorkerMetrics
+
+    m = WorkerMetrics(records_received=100, posts_written=97, dead_letters=Counter({"parse": 2, "image": 1}),
+                      lag={("posts", 0): 40, ("posts", 1): 2}, source_ok=True)
+    with HealthServer(m, port=0) as health:
+        cfg = build_config(tmp_path)
+        cfg.ui.metrics_urls = [f"http://127.0.0.1:{health.port}/metrics", "http://127.0.0.1:9/metrics"]
+        client = create_app(cfg, graph_store).test_client()
+        first = client.get("/stream").get_data(as_text=True)
+        assert "(next visit)" in first and "<td>100</td>" in first and "<td>42</td>" in first  # lag summed
+        assert "image: 1 parse: 2" in first
+        assert "ConnectionRefusedError" in first or "URLError" in first  # a dead worker is a row, not a failed page
+        m.records_received += 50
+        second = client.get("/stream").get_data(as_text=True)
+        rate = float(re.search(r"<td>([0-9.]+)</td><td>150</td>", second).group(1))
+        assert rate > 0

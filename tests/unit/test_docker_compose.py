@@ -218,5 +218,19 @@ def test_worker_environment_is_a_valid_config():
 def test_no_secret_is_written_in_the_file():
     text = (ROOT / "docker-compose.yml").read_text()
     assert "mkg-test-password" not in text
-    for var in ("NEO4J_PASSWORD", "POSTGRES_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_ADMIN_PASSWORD"):
+    for var in ("NEO4J_PASSWORD", "POSTGRES_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_ADMIN_PASSWORD", "MKG_UI_PASSWORD"):
         assert "${" + var + ":?" in text, f"{var} must come from the environment and be required"
+
+
+def test_console_environment_is_a_valid_config_that_may_bind_beyond_loopback():
+    from pipeline.console import check_binding
+
+    svc = services()["console"]
+    env = {k: str(v) for k, v in svc["environment"].items()}
+    env.update(MKG_NEO4J_PASSWORD="from-env", MKG_UI_PASSWORD="from-env-too", MKG_UI_SECRET_KEY="")
+    cfg = load_config(None, environ=env)
+    assert cfg.graph.backend == "neo4j" and cfg.ui.password.get_secret_value() == "from-env-too"
+    workers_scraped = {u.split("//")[1].split(":")[0] for u in cfg.ui.metrics_urls}
+    assert workers_scraped == set(workers())  # every worker service, whichever profile runs
+    cfg.ui.host = svc["command"][svc["command"].index("--host") + 1]
+    check_binding(cfg)  # 0.0.0.0 in the container is allowed because a password is required

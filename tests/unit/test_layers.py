@@ -27,9 +27,10 @@ TOLERATED: dict[str, tuple[str, ...]] = {}
 # continual/ may read the pipeline's records (post schema, dead letters, observations, the source
 # interface they come from), never its wiring (configuration, runtime, CLI, jobs).
 CONTINUAL_MAY_READ = ("pipeline.post", "pipeline.dead_letter", "pipeline.observations", "pipeline.sources.base")
-# Wiring modules: they read the configuration and open resources, so they may import anything.
-WIRING = ("pipeline/cli.py", "pipeline/runtime.py", "pipeline/config.py", "pipeline/jobs/", "continual/cli.py",
-          "dags/")
+# Wiring modules: they read the configuration and open resources, so they may import anything
+# (the web console is a user interface on top of every layer, as the CLI is).
+WIRING = ("pipeline/cli.py", "pipeline/runtime.py", "pipeline/config.py", "pipeline/jobs/", "pipeline/console/",
+          "continual/cli.py", "dags/")
 
 
 def _within(name: str, prefixes) -> bool:
