@@ -184,3 +184,28 @@ def test_stream_page_reads_worker_metrics_from_the_workers_own_endpoint(graph_st
         second = client.get("/stream").get_data(as_text=True)
         rate = float(re.search(r"<td>([0-9.]+)</td><td>150</td>", second).group(1))
         assert rate > 0
+
+
+def test_models_page_shows_each_update_with_the_gates_reasons_and_plots_them(graph_store, tmp_path):
+    from continual.gate import GatePolicy, decide
+    from continual.task_queue import TaskQueue
+
+    cfg = build_config(tmp_path)
+    queue = TaskQueue(cfg.continual.tasks_dir)
+    passed = decide(GatePolicy(5.0, 30.0), 60.0, 58.0, 45.0)
+    refused = decide(GatePolicy(5.0, 30.0), 58.0, 40.0, 12.0)
+    for classes, gate, status, a in ((["/per/org/founded_by"], passed, "promoted", 55.2),
+                                     ([f"/per/loc/{SCRIPT}"], refused, "refused", 31.0)):
+        task = queue.create("mre", classes, {c: 30 for c in classes}, None)
+        queue.set_status(task, status, note="; ".join(gate.reasons), version=f"mre-{status}", A=a,
+                         new_after=gate.new_after, old_before=58.0,
+                         old_after=40.0 if status == "refused" else 58.0, gate=gate.as_dict())
+    client = create_app(cfg, graph_store).test_client()
+    body = client.get("/models").get_data(as_text=True)
+    assert "promoted" in body and "refused" in body and "55.20" in body
+    for reason in refused.reasons:  # why the gate said no, word for word (escaped)
+        assert reason.replace("<", "&lt;").replace(">", "&gt;") in body
+    assert refused.reasons and "<script" not in body.lower()
+    assert 'src="/models/accuracy.png"' in body
+    png = client.get("/models/accuracy.png")
+    assert png.status_code == 200 and png.data[:8] == b"\x89PNG\r\n\x1a\n"
