@@ -19,6 +19,10 @@ class EntityMention:
     start: int
     end: int
     confidence: float
+    # typed by the zero-shot scorer (a type no supervised model knows yet): ``confidence`` is its
+    # score, ``source_version`` the scorer's version
+    zero_shot: bool = False
+    source_version: str = ""
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,14 @@ _ENDS = f"UNWIND $rows AS r MATCH (h:{_E} {{{_EKEY}: r.head}}) MATCH (t:{_E} {{{
 
 
 def entity_statement(label: str) -> str:
+    # An entity a zero-shot scorer typed carries ``zero_shot: true`` until a supervised model writes
+    # the same key (same type and name): that write clears the flag, a zero-shot one never sets it back.
     return (
         f"UNWIND $rows AS r MERGE (e:{_E}:{label} {{{_EKEY}: r.key}}) "
-        + _prov_on_create(ENTITY_PROVENANCE, "e") + ", e.name = r.name, e.type = '" + label + "' "
+        + _prov_on_create(ENTITY_PROVENANCE, "e") + ", e.name = r.name, e.type = '" + label + "', "
+        + f"e.{ZERO_SHOT} = r.{ZERO_SHOT} "
         + _PROV_ON_MATCH.format(v="e")
+        + f", e.{ZERO_SHOT} = CASE WHEN r.{ZERO_SHOT} IS NULL THEN null ELSE e.{ZERO_SHOT} END"
     )
 
 

@@ -54,6 +54,7 @@ class EntityRow:
     type: str
     name: str
     prov: Provenance
+    zero_shot: bool = False  # typed by the zero-shot scorer (prov.model_version names it)
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,9 @@ def aggregate_entities(rows: list[EntityRow]) -> dict[str, list[dict]]:
     for row in rows:
         groups.setdefault(row.type, {}).setdefault(row.key, []).append(row)
     return {
-        etype: [{"key": key, "name": by_key[key][0].name, **_merge_prov(by_key[key], False)}
+        # zero_shot: true only when every mention of the batch is zero-shot; null clears the flag (takeover)
+        etype: [{"key": key, "name": by_key[key][0].name, **_merge_prov(by_key[key], False),
+                 "zero_shot": True if all(r.zero_shot for r in by_key[key]) else None}
                 for key in sorted(by_key)]
         for etype, by_key in sorted(groups.items())
     }

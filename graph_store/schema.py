@@ -96,8 +96,9 @@ INFERRED_PROPERTIES: tuple[str, ...] = (INFERRED, "score", "model_version", "inf
 ZERO_SHOT = "zero_shot"
 
 ENTITY = NodeKind(
-    "Entity", ("key",), ("name", "type", *ENTITY_PROVENANCE, "canonical", "resolved_at"), "entity_key",
+    "Entity", ("key",), ("name", "type", *ENTITY_PROVENANCE, "canonical", "resolved_at", ZERO_SHOT), "entity_key",
     "A named entity; ``key`` is ``TYPE:normalised name`` (graph_store.records.canonical_key). "
+    "``zero_shot: true`` while only the zero-shot scorer has typed it (a type no model has learnt yet). "
     "It also carries its entity type as a second label (``:Entity:PER``), from the LabelSchema. "
     "``canonical`` is the key that names its cluster of SAME_AS nodes (absent: never merged), "
     "``resolved_at`` when entity resolution last compared it (graph_store.resolution).")

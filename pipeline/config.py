@@ -207,18 +207,22 @@ class ResolutionConfig(_Section):
 
 
 class ZeroShotConfig(_Section):
-    """Zero-shot labelling of confirmed relations until a continual update learns them.
+    """Zero-shot labelling of confirmed relations and entity types until a continual update learns them.
 
     Workers score the pairs their extractor left unrelated against every
     relation confirmed with ``mkg candidates confirm`` that the current model
     does not know yet (extractors.zero_shot.labeller); facts above the
-    threshold are written with ``zero_shot: true``. The scorer's weights load
-    on the first confirmed class, so this costs nothing until then.
+    threshold are written with ``zero_shot: true``. Spans the tagger typed with
+    low confidence are scored against the confirmed entity types the same way
+    (``type_threshold``); a retyped span's entity is written with ``zero_shot: true``.
+    The scorer's weights load on the first confirmed class, so this costs nothing until then.
     """
 
     enabled: bool = True
     model_dir: Path | None = None  # a saved scorer (extractors.zero_shot.model); None: the one shipped
     threshold: float | None = Field(None, ge=-1.0, le=1.0)  # min score (a cosine); None: the scorer's calibrated one
+    # min score of a new entity type; None: the one measured on Twitter-2017 (extractors.zero_shot.types)
+    type_threshold: float | None = Field(None, ge=-1.0, le=1.0)
     refresh_s: float = Field(30.0, ge=0.0)  # how often workers read the confirmed classes from the graph
 
 

@@ -146,6 +146,20 @@ def zero_shot_relations(graph: GraphStore) -> list:
     return [ZeroShotClass(name, description) for name, description in sorted(named.items())]
 
 
+def zero_shot_types(graph: GraphStore) -> list:
+    """The entity types to label zero-shot: confirmed type candidates and types labelled posts proposed
+    as a task that no promoted tagger has learnt yet (as :func:`zero_shot_relations`)."""
+    from continual.candidates.graph import TYPE, confirmed_names
+    from extractors.kinds import MNER
+    from extractors.zero_shot.model import ZeroShotClass
+    from graph_store.schema_registry import classes_with_status
+
+    named = dict(confirmed_names(graph, TYPE))
+    for name in classes_with_status(graph, MNER.name, ["proposed", "refused"]):
+        named.setdefault(name, "")
+    return [ZeroShotClass(name, description) for name, description in sorted(named.items())]
+
+
 def with_zero_shot(cfg: Config, graph: GraphStore, extractor: Extractor) -> Extractor:
     """``extractor`` wrapped to label confirmed relations zero-shot (``zero_shot.enabled``)."""
     zs = cfg.zero_shot
@@ -155,7 +169,8 @@ def with_zero_shot(cfg: Config, graph: GraphStore, extractor: Extractor) -> Extr
     from extractors.zero_shot.model import SHIPPED_ZERO_SHOT, ZeroShotModel
 
     model = ZeroShotModel.load(zs.model_dir or SHIPPED_ZERO_SHOT)
-    return ZeroShotExtractor(extractor, model, lambda: zero_shot_relations(graph), zs.threshold, zs.refresh_s)
+    return ZeroShotExtractor(extractor, model, lambda: zero_shot_relations(graph), zs.threshold, zs.refresh_s,
+                             types=lambda: zero_shot_types(graph), type_threshold=zs.type_threshold)
 
 
 def make_worker(cfg: Config, graph: GraphStore, source: Source, dead_letters: DeadLetterSink,

@@ -33,7 +33,8 @@ def add_post(batch: GraphBatch, post: Post, extraction: Extraction, model_versio
             keys[span] = key = _key(ent)
             if key is not None:
                 entities.append(EntityRow(key, ent.type, clean_name(ent.text),
-                                          Provenance(post.id, seen, model_version, ent.confidence)))
+                                          Provenance(post.id, seen, ent.source_version or model_version,
+                                                     ent.confidence), zero_shot=ent.zero_shot))
         return keys[span]
 
     for ent in extraction.entities:

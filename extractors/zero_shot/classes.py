@@ -47,6 +47,8 @@ def class_phrase(name: str, description: str | None = None) -> str:
     parts = name.strip("/").split("/")
     if len(parts) == 3 and parts[0] in _TYPE_WORDS and parts[1] in _TYPE_WORDS:
         words = f"{_TYPE_WORDS[parts[0]]} {_words(parts[2])} {_TYPE_WORDS[parts[1]]}"
+    elif len(parts) == 1 and parts[0].lower() in _TYPE_WORDS:  # an entity type's abbreviation: PER -> person
+        words = _TYPE_WORDS[parts[0].lower()]
     else:
         words = _words(parts[-1])
     return f"{words}: {description.strip()}" if description and description.strip() else words

@@ -11,9 +11,15 @@ it), the class is no longer active: the supervised model labels it from
 then on, and its writes take over the zero-shot edges of the same triples
 (:func:`graph_store.cypher.fact_statement`).
 
-Which classes are confirmed is the graph's business; this module receives a
-callable that lists them (``pipeline.runtime`` reads them from the graph),
-and asks it again at most every ``refresh_s`` seconds.
+New entity types work the same way on spans the tagger typed with low
+confidence (``UncertainSpan``): the best active type at or above
+``type_threshold`` retypes the span, as an entity marked ``zero_shot``, and the
+relations and pairs of that span follow it. A span is scored as a sample whose
+head and tail are both the span (:mod:`.types`).
+
+Which classes are confirmed is the graph's business; this module receives
+callables that list them (``pipeline.runtime`` reads them from the graph),
+and asks them again at most every ``refresh_s`` seconds.
 
 The shipped scorer was trained on text only (the research data has no
 images), so images are not passed to it: its image token has never carried
@@ -23,13 +29,16 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Callable, Sequence
 
-from ..base import Extraction, ExtractionInput, Extractor, RelationMention, UncertainPair
+from ..base import (EntityMention, Extraction, ExtractionInput, Extractor, RelationMention, UncertainPair,
+                    UncertainSpan)
 from ..datasets import NO_RELATION, REExample
 from ..schema import implied_types, relation_type_of
 from ..spans import word_span, words_with_offsets
 from .model import ZeroShotClass, ZeroShotModel
+from .types import DEFAULT_TYPE_THRESHOLD
 
 log = logging.getLogger(__name__)
 SOURCE_PREFIX = "zero-shot@"
@@ -38,11 +47,16 @@ SOURCE_PREFIX = "zero-shot@"
 class ZeroShotExtractor(Extractor):
     def __init__(self, inner: Extractor, model: ZeroShotModel, classes: Callable[[], Sequence[ZeroShotClass]],
                  threshold: float | None = None, refresh_s: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 types: Callable[[], Sequence[ZeroShotClass]] | None = None,
+                 type_threshold: float | None = None) -> None:
         self.inner, self.model = inner, model
         self.threshold = model.threshold if threshold is None else threshold
+        self.type_threshold = DEFAULT_TYPE_THRESHOLD if type_threshold is None else type_threshold
         self._list_classes, self.refresh_s, self._clock = classes, refresh_s, clock
+        self._list_types = types or (lambda: ())
         self._confirmed: tuple[ZeroShotClass, ...] = ()
+        self._confirmed_types: tuple[ZeroShotClass, ...] = ()
         self._read_at: float | None = None
         self._reload_classes()
 
@@ -72,9 +86,15 @@ class ZeroShotExtractor(Extractor):
         _, known = self.inner.known_types()
         return [c for c in self._confirmed if relation_type_of(c.name) not in known]
 
+    def active_types(self) -> list[ZeroShotClass]:
+        """Confirmed entity types the wrapped extractor cannot emit yet."""
+        known, _ = self.inner.known_types()
+        return [c for c in self._confirmed_types if c.name not in known]
+
     def known_types(self) -> tuple[set[str], set[str]]:
         ents, rels = self.inner.known_types()
-        return ents, rels | {relation_type_of(c.name) for c in self.active_classes()}
+        return (ents | {c.name for c in self.active_types()},
+                rels | {relation_type_of(c.name) for c in self.active_classes()})
 
     def refresh(self) -> bool:
         changed = self.inner.refresh()
@@ -84,20 +104,23 @@ class ZeroShotExtractor(Extractor):
 
     def _reload_classes(self) -> bool:
         try:
-            confirmed = tuple(self._list_classes())
+            confirmed, types = tuple(self._list_classes()), tuple(self._list_types())
         except Exception:  # the class list is a side channel: keep the last one, try again later
             log.exception("zero-shot classes could not be read; keeping the last list")
             return False
         finally:
             self._read_at = self._clock()
-        if confirmed == self._confirmed:
+        if (confirmed, types) == (self._confirmed, self._confirmed_types):
             return False
-        log.info("zero-shot classes", extra={"classes": [c.name for c in confirmed]})
-        self._confirmed = confirmed
+        log.info("zero-shot classes", extra={"classes": [c.name for c in confirmed], "types": [c.name for c in types]})
+        self._confirmed, self._confirmed_types = confirmed, types
         return True
 
     def extract(self, batch: Sequence[ExtractionInput]) -> list[Extraction]:
         out = self.inner.extract(batch)
+        types = self.active_types()
+        if types:
+            self._retype_spans(batch, out, types)
         active = self.active_classes()
         if not active:
             return out
@@ -123,3 +146,34 @@ class ZeroShotExtractor(Extractor):
             ext.relations.append(RelationMention(pair.head, pair.tail, relation_type_of(cls.name), score, cls.name,
                                                  zero_shot=True, source_version=self.source_version))
         return out
+
+    def _retype_spans(self, batch: Sequence[ExtractionInput], out: list[Extraction],
+                      types: list[ZeroShotClass]) -> None:
+        """Low-confidence spans whose best new type clears the type threshold become that type."""
+        examples, targets = [], []
+        for item, ext in zip(batch, out):
+            words = words_with_offsets(item.text)
+            tokens = tuple(w for w, _, _ in words)
+            for obs in ext.uncertain:
+                if not isinstance(obs, UncertainSpan):
+                    continue
+                span = word_span(words, obs.mention.start, obs.mention.end)
+                if span is not None:
+                    examples.append(REExample(tokens, span, span, NO_RELATION))
+                    targets.append((ext, obs.mention))
+        retyped: dict[int, dict[EntityMention, EntityMention]] = {}
+        for (ext, mention), hit in zip(targets, self.model.label(examples, types, threshold=self.type_threshold)):
+            if hit is not None:
+                cls, score = hit
+                retyped.setdefault(id(ext), {})[mention] = replace(
+                    mention, type=cls.name, confidence=score, zero_shot=True, source_version=self.source_version)
+        for ext in out:
+            new = retyped.get(id(ext))
+            if not new:
+                continue
+            ext.entities = [new.get(m, m) for m in ext.entities]
+            moved = [replace(r, head=new.get(r.head, r.head), tail=new.get(r.tail, r.tail)) for r in ext.relations]
+            # a relation whose label implies the span's old type no longer holds for the new one
+            ext.relations = [r for r in moved if implied_types(r.label) in (None, (r.head.type, r.tail.type))]
+            ext.uncertain = [replace(u, head=new.get(u.head, u.head), tail=new.get(u.tail, u.tail))
+                             if isinstance(u, UncertainPair) else u for u in ext.uncertain]

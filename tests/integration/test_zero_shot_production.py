@@ -145,3 +145,63 @@ def test_zero_shot_classes_are_confirmed_candidates_and_proposed_tasks_not_yet_l
     assert got == [("/per/loc/visited", ""), ("/per/org/founded_by", ""), (NAME, "one greets the other")]
     record_classes(graph_store, [{**rows[0], "status": "learned"}])
     assert "/per/loc/visited" not in [c.name for c in zero_shot_relations(graph_store)]
+    from pipeline.runtime import zero_shot_types
+
+    assert [(c.name, c.description) for c in zero_shot_types(graph_store)] == [("PRODUCT", "")]
+
+
+def one_type_candidate(graph, folder) -> str:
+    """A pending CandidateType made by discovery from twelve unsure spans of one pattern."""
+    from pipeline.observations import SPAN
+
+    sink = ObservationSink(folder, clock=lambda: T0)
+    for i in range(12):
+        tokens = ("I", "bought", "a", "Widget", str(i))
+        sink.send([Observation(SPAN, f"span-{i}", _iso(T0), _iso(T0), " ".join(tokens), tokens, (3, 4), "Widget",
+                               "ORG", None, None, None, "ORG", 0.3, "m@1", ((3, 4, "ORG"),))])
+    sink.close()
+
+    def embed(texts):
+        v = np.zeros((len(texts), 8))
+        v[:, 0] = 1.0
+        v[np.arange(len(texts)), 1 + np.arange(len(texts)) % 7] = 0.05
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    (cand,) = discover(folder, T0, T0 + timedelta(seconds=1), graph, None, embed=embed, now=T0)
+    return cand.id
+
+
+def zero_shot_entities(graph) -> list[list]:
+    return graph.query("MATCH (e:Entity:PRODUCT) RETURN e.key, e.zero_shot, e.model_version, e.confidence "
+                       "ORDER BY e.key").rows
+
+
+def test_confirmed_type_retypes_unsure_spans_zero_shot_until_a_supervised_write_takes_the_node_over(
+        graph_store, short_tmp, tmp_path):
+    from graph_store.records import EntityRow, GraphBatch, Provenance
+
+    cfg = Config.model_validate({"zero_shot": {"type_threshold": -1.0, "refresh_s": 0}})
+    posts = write_jsonl(short_tmp / "a.jsonl", mnre_posts(POSTS)[:20])
+    extractor = with_zero_shot(cfg, graph_store, MultimodalExtractor(tmp_path / "models", shipped=True))
+    cand = one_type_candidate(graph_store, tmp_path / "obs")
+    confirm(graph_store, LabelledStore(tmp_path / "labelled"), cand, "PRODUCT", now=T0,
+            description="a commercial product such as a phone, a car or a drink")
+    run(extractor, graph_store, posts, short_tmp, "types")
+    assert [c.name for c in extractor.active_types()] == ["PRODUCT"]
+    retyped = zero_shot_entities(graph_store)
+    assert retyped, "no span the shipped tagger was unsure of in 20 posts was retyped"
+    scorer = SOURCE_PREFIX + extractor.model.version
+    for key, flag, version, score in retyped:
+        assert key.startswith("PRODUCT:") and flag is True and version == scorer and -1.0 <= score <= 1.0
+    # every PRODUCT node came from an unsure span: a sure one is never rescored
+    mentions = graph_store.query("MATCH (p:Post)-[:MENTIONS]->(e:Entity:PRODUCT) RETURN count(*)").rows[0][0]
+    assert mentions >= len(retyped)
+
+    key = retyped[0][0]
+    supervised = EntityRow(key, "PRODUCT", key.split(":", 1)[1], Provenance("p-sup", "2026-03-02T00:00:00Z", "mner@2", 0.9))
+    graph_store.write(GraphBatch(entities=[supervised]))
+    flags = {k: flag for k, flag, *_ in zero_shot_entities(graph_store)}
+    assert flags[key] is None  # a tagger that learnt PRODUCT wrote it: the node is its now
+    run(extractor, graph_store, posts, short_tmp, "types-again")  # zero-shot re-delivery never flags it back
+    assert {k: flag for k, flag, *_ in zero_shot_entities(graph_store)}[key] is None
+    assert len(zero_shot_entities(graph_store)) == len(retyped)  # one node per key

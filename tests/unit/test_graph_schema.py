@@ -141,7 +141,11 @@ def test_candidate_queries_refuse_other_labels_and_unknown_fields():
 def test_provenance_rows_carry_exactly_the_declared_provenance():
     prov = Provenance("p1", "t", "m@1", 0.5)
     (row,) = aggregate_entities([EntityRow("PER:a", "PER", "a", prov)])["PER"]
-    assert set(row) - {"key", "name"} == set(schema.ENTITY_PROVENANCE)  # no post list on entity nodes
+    # no post list on entity nodes; the zero-shot flag is null for a supervised row (it clears a zero-shot one)
+    assert set(row) - {"key", "name", schema.ZERO_SHOT} == set(schema.ENTITY_PROVENANCE) and row[schema.ZERO_SHOT] is None
+    zs = aggregate_entities([EntityRow("PER:a", "PER", "a", prov, zero_shot=True),
+                             EntityRow("PER:b", "PER", "b", prov, zero_shot=True), EntityRow("PER:b", "PER", "b", prov)])
+    assert [r[schema.ZERO_SHOT] for r in zs["PER"]] == [True, None]  # one supervised mention makes it supervised
     (fact,) = aggregate_facts([FactRow("PER:a", "PER", "PEER", "PER:b", "PER", prov)])["PEER"]
     assert set(fact) - {"head", "tail"} == set(schema.FACT_PROVENANCE)
 

@@ -181,3 +181,63 @@ def test_the_labeller_rereads_confirmed_classes_on_its_schedule_and_drops_learnt
     assert [c.name for c in zs.active_classes()] == ["/per/loc/visited"]
     out = zs.extract([ExtractionInput("p1", "Ann founded Acme")])  # no uncertain pairs: nothing to label
     assert out[0].relations == []
+
+
+class _WordEncoder:
+    """Stands in for the frozen encoder: a span reads as e0 when it names a widget, else e1; a class
+    phrase as e0 when it is about products. Sentence tokens are zero, so scores are the span's."""
+
+    def samples(self, examples, images=None):
+        text = torch.zeros(len(examples), 3, D)
+        for i, ex in enumerate(examples):
+            span = " ".join(ex.tokens[ex.head[0]:ex.head[1]]).lower()
+            text[i, 1:, 0 if "widget" in span else 1] = 1.0
+            text[i, 1:, 3] = 0.5  # a widget span scores 1 / sqrt(1.25) = 0.89 against "product"
+        return SampleFeatures(text, torch.zeros(len(examples), D), torch.zeros(len(examples), dtype=torch.bool))
+
+    def classes(self, phrases):
+        out = torch.zeros(len(phrases), D)
+        for i, p in enumerate(phrases):
+            out[i, 0 if "product" in p else 2] = 1.0
+        return out
+
+
+class _Tagger(Extractor):
+    """One post: Ann (sure, PER) and Widget (unsure, tagged ORG), related MEMBER_OF."""
+
+    name, version = "tagger", "1"
+
+    def extract(self, batch):
+        from extractors.base import EntityMention, RelationMention, UncertainPair, UncertainSpan
+
+        out = []
+        for item in batch:
+            ann = EntityMention("Ann", "PER", 0, 3, 0.95)
+            widget = EntityMention("Widget", "ORG", item.text.index("Widget"), item.text.index("Widget") + 6, 0.2)
+            out.append(Extraction(item.post_id, [ann, widget],
+                                  [RelationMention(ann, widget, "MEMBER_OF", 0.8, "/per/org/member_of")],
+                                  [UncertainSpan(widget, 0.2), UncertainPair(widget, ann, "None", 0.4)]))
+        return out
+
+    def known_types(self):
+        return {"PER", "ORG"}, {"MEMBER_OF"}
+
+
+def test_a_confirmed_type_retypes_unsure_spans_and_their_relations_follow():
+    model = ZeroShotModel(ZeroShotScorer(small()), "zs-test", threshold=0.3, encoder=_WordEncoder())
+    types = [ZeroShotClass("PRODUCT", "a commercial product")]
+    zs = ZeroShotExtractor(_Tagger(), model, lambda: [], types=lambda: types, type_threshold=0.5)
+    assert [c.name for c in zs.active_types()] == ["PRODUCT"] and "PRODUCT" in zs.known_types()[0]
+    (ext,) = zs.extract([ExtractionInput("p1", "Ann loves her new Widget")])
+    by_text = {e.text: e for e in ext.entities}
+    assert by_text["Ann"].type == "PER" and not by_text["Ann"].zero_shot  # sure spans are never rescored
+    widget = by_text["Widget"]
+    assert widget.type == "PRODUCT" and widget.zero_shot and widget.source_version == "zero-shot@zs-test"
+    assert abs(widget.confidence - 1 / 1.25 ** 0.5) < 1e-4
+    assert ext.relations == []  # MEMBER_OF implies PER -> ORG, which no longer holds
+    pair = next(u for u in ext.uncertain if hasattr(u, "head"))
+    assert pair.head == widget  # the pairs follow the span (the relation labeller sees the new type)
+    # below the type threshold nothing changes
+    strict = ZeroShotExtractor(_Tagger(), model, lambda: [], types=lambda: types, type_threshold=0.99)
+    (ext,) = strict.extract([ExtractionInput("p1", "Ann loves her new Widget")])
+    assert {e.type for e in ext.entities} == {"PER", "ORG"} and len(ext.relations) == 1
