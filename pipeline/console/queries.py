@@ -16,7 +16,8 @@ from graph_store.schema import INFERRED, MENTIONS, NOT_SAME_AS, SAME_AS, ZERO_SH
 SEARCH = ("MATCH (e:Entity) WHERE toLower(e.name) CONTAINS toLower($q) OR toLower(e.key) CONTAINS toLower($q) "
           "OPTIONAL MATCH (p:Post)-[:MENTIONS]->(e) "
           "RETURN e.key, e.name, e.type, e.canonical, count(p) AS posts ORDER BY posts DESC, e.key LIMIT $limit")
-ENTITY = "MATCH (e:Entity {key: $key}) RETURN e.key, e.name, e.type, e.canonical, e.first_seen, e.last_seen, e.model_versions"
+ENTITY = ("MATCH (e:Entity {key: $key}) "
+          f"RETURN e.key, e.name, e.type, e.canonical, e.first_seen, e.last_seen, e.model_versions, e.{ZERO_SHOT}")
 _EDGE_FIELDS = (f"type(r), r.{INFERRED}, r.{ZERO_SHOT}, r.confidence, r.score, r.model_version, r.model_versions, "
                 "r.post_ids, r.first_seen, r.last_seen")
 _NOT_FACTS = f"NOT type(r) IN ['{SAME_AS.type}', '{NOT_SAME_AS.type}', '{MENTIONS.type}']"
@@ -71,6 +72,7 @@ class EntityView:
     first_seen: str | None
     last_seen: str | None
     model_versions: list[str]
+    zero_shot: bool = False  # typed by the zero-shot scorer only (a type no tagger has learnt yet)
     edges: list[Edge] = field(default_factory=list)
     same_as: list[tuple[str, str, float | None, str | None]] = field(default_factory=list)
 
@@ -111,8 +113,8 @@ class GraphReader:
         found = self.rows(ENTITY, {"key": key})
         if not found:
             return None
-        k, name, etype, canonical, first, last, versions = found[0]
-        view = EntityView(k, name or k, etype or "", canonical, first, last, list(versions or []))
+        k, name, etype, canonical, first, last, versions, zero_shot = found[0]
+        view = EntityView(k, name or k, etype or "", canonical, first, last, list(versions or []), bool(zero_shot))
         view.edges = ([_edge(r, True) for r in self.rows(OUT_EDGES, {"key": key, "limit": limit})]
                       + [_edge(r, False) for r in self.rows(IN_EDGES, {"key": key, "limit": limit})])
         view.same_as = [tuple(r) for r in self.rows(SAME, {"key": key})]

@@ -61,6 +61,14 @@ def test_entity_page_draws_edges_by_kind_and_links_their_evidence(console):
     body = app.test_client().get("/entity?key=PER%3Agrace+hopper").get_data(as_text=True)
     assert body.count('class="edge extracted"') == 2 and body.count('class="edge zero-shot"') == 1
     assert body.count('class="edge inferred"') == 1 and "ALUMI" in body
+    assert 'id="zero-shot-type"' not in body
+    from graph_store.records import EntityRow, GraphBatch, Provenance
+
+    graph = app.extensions["mkg_reader"].graph
+    graph.write(GraphBatch(entities=[EntityRow("MISC:cobol", "MISC", "COBOL", Provenance("p-x", "2026-11-30T10:09:00Z",
+                                                                                        "zero-shot@test", 0.4),
+                                               zero_shot=True)]))
+    assert 'id="zero-shot-type"' in app.test_client().get("/entity?key=MISC%3Acobol").get_data(as_text=True)
     edge = app.test_client().get("/edge?" + urlencode({"head": "PER:grace hopper", "rel": "MEMBER_OF",
                                                        "tail": "ORG:united states navy"})).get_data(as_text=True)
     assert "served in the United States Navy" in edge and "post p-navy" in edge and "extracted" in edge
