@@ -73,8 +73,10 @@ def zero_shot_fact_statement(rel_type: str) -> str:
     )
 
 
-# Zero-shot edges per relationship type (the novelty report counts them per new class).
+# Zero-shot edges per relationship type and zero-shot entities per type (the novelty report counts them
+# per new class).
 COUNT_ZERO_SHOT = f"MATCH (:{_E})-[e]->(:{_E}) WHERE e.{ZERO_SHOT} = true RETURN type(e), count(e) ORDER BY type(e)"
+COUNT_ZERO_SHOT_ENTITIES = f"MATCH (e:{_E}) WHERE e.{ZERO_SHOT} = true RETURN e.type, count(e) ORDER BY e.type"
 
 
 def inferred_fact_statement(rel_type: str) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 
 from extractors.encoders import SentenceEmbedder
 from graph_store.base import GraphStore
-from graph_store.cypher import COUNT_ZERO_SHOT
+from graph_store.cypher import COUNT_ZERO_SHOT, COUNT_ZERO_SHOT_ENTITIES
 from mkg_common.clock import utc_iso
 from pipeline.observations import PAIR, SPAN, Observation, read_observations
 
@@ -60,6 +60,7 @@ class DiscoveryReport:
     candidates: list[Candidate] = field(default_factory=list)
     # relationship type -> edges the zero-shot scorer wrote for it (confirmed classes not yet learnt)
     zero_shot_edges: dict[str, int] = field(default_factory=dict)
+    zero_shot_entities: dict[str, int] = field(default_factory=dict)  # entity type -> nodes it typed
 
     def as_dict(self) -> dict:
         return {
@@ -70,7 +71,7 @@ class DiscoveryReport:
             "candidates_updated": sum(not c.created for c in self.candidates),
             "candidates": [{"id": c.id, "kind": c.kind, "status": c.status, "created": c.created, "size": c.size,
                             "density": round(c.density, 4)} for c in self.candidates],
-            "zero_shot_edges": self.zero_shot_edges,
+            "zero_shot_edges": self.zero_shot_edges, "zero_shot_entities": self.zero_shot_entities,
         }
 
 
@@ -165,6 +166,7 @@ def run_discovery(observations_dir, window_start: datetime, window_end: datetime
         if rows:
             write_candidates(graph, kind, rows)
     report.zero_shot_edges = {rel: int(n) for rel, n in graph.query(COUNT_ZERO_SHOT).rows}
+    report.zero_shot_entities = {etype: int(n) for etype, n in graph.query(COUNT_ZERO_SHOT_ENTITIES).rows}
     log.info("novelty discovery finished", extra=report.as_dict() | {"candidates": len(report.candidates)})
     return report
 

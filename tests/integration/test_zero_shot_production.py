@@ -193,6 +193,9 @@ def test_confirmed_type_retypes_unsure_spans_zero_shot_until_a_supervised_write_
     scorer = SOURCE_PREFIX + extractor.model.version
     for key, flag, version, score in retyped:
         assert key.startswith("PRODUCT:") and flag is True and version == scorer and -1.0 <= score <= 1.0
+    later = T0 + timedelta(days=10)  # the novelty report counts them per new type
+    report = run_discovery(tmp_path / "obs", later, later + timedelta(hours=1), graph_store, None, now=later)
+    assert report.as_dict()["zero_shot_entities"] == {"PRODUCT": len(retyped)}
     # every PRODUCT node came from an unsure span: a sure one is never rescored
     mentions = graph_store.query("MATCH (p:Post)-[:MENTIONS]->(e:Entity:PRODUCT) RETURN count(*)").rows[0][0]
     assert mentions >= len(retyped)
