@@ -217,3 +217,24 @@ def test_models_page_shows_each_update_with_the_gates_reasons_and_plots_them(gra
     assert 'src="/models/accuracy.png"' in body
     png = client.get("/models/accuracy.png")
     assert png.status_code == 200 and png.data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stream_page_reads_the_dead_letter_topic_of_a_kafka_source(services, topic, tmp_path):
+    """With a Kafka source the letters live on the dead-letter topic: read from its end, newest first."""
+    from pipeline.console.status import dead_letters
+    from pipeline.dead_letter import KafkaDeadLetterSink
+
+    cfg = build_config(tmp_path)
+    cfg.source.kind = "kafka"
+    cfg.kafka.bootstrap_servers = services.services["kafka"].address
+    cfg.kafka.topic, cfg.kafka.dead_letter_topic = topic, topic + ".dead"
+    assert dead_letters(cfg, 10).newest == []  # an empty topic is an empty section, not an error
+    sink = KafkaDeadLetterSink(cfg.kafka)
+    for i, stage in enumerate(["parse", "image", "parse"]):
+        sink.send(DeadLetter(stage, f"reason {i} {SCRIPT}", f"{topic}:0:{i}", "{", "utf-8",
+                             f"2026-11-30T10:0{i}:00Z", key=f"{topic}:0:{i}"))
+    sink.close()
+    got = dead_letters(cfg, 2)
+    assert got.error is None and got.source == f"kafka topic {topic}.dead"
+    assert [d.reason for d in got.newest] == [f"reason 2 {SCRIPT}", f"reason 1 {SCRIPT}"]  # the newest two
+    assert dead_letters(cfg, 10).by_stage == {"parse": 2, "image": 1}
