@@ -128,20 +128,20 @@ def create_app(cfg: Config, graph=None) -> Flask:
     @app.get("/review")
     def review():
         wanted = request.args.get("status", PENDING)
-        rows = list_candidates(reader.graph, None if wanted == "all" else wanted)
+        rows = reader.call(list_candidates, None if wanted == "all" else wanted)
         # largest and densest first
         rows.sort(key=lambda d: (-(d.get("size") or 0), -(d.get("density") or 0.0), d["id"]))
         return render_template("review.html", rows=rows, status=wanted, who=who())
 
     @app.get("/review/<cid>")
     def candidate(cid: str):
-        cand = find_candidate(reader.graph, cid)
+        cand = reader.call(find_candidate, cid)
         if cand is None:
             abort(404)
-        row = next((r for r in list_candidates(reader.graph) if r["id"] == cid), {})
+        row = next((r for r in reader.call(list_candidates) if r["id"] == cid), {})
         members = list(cand.members[:12])
         posts = {p.id: p for p in reader.posts(sorted({m["post_id"] for m in members}))}
-        known = sorted(known_class_names(reader.graph, labelled_store_of(cfg), cand.kind))
+        known = sorted(reader.call(known_class_names, labelled_store_of(cfg), cand.kind))
         return render_template("candidate.html", cand=cand, row=row, members=members, posts=posts, known=known,
                                is_relation=cand.kind == RELATION, who=who(), confirmed=CONFIRMED)
 
@@ -158,22 +158,22 @@ def create_app(cfg: Config, graph=None) -> Flask:
     def confirm_candidate(cid: str):
         name = request.form.get("name", "").strip()
         description = request.form.get("description", "").strip() or None
-        return _decide(cid, lambda: confirm(reader.graph, labelled_store_of(cfg), cid, name,
-                                            description=description, by=who()))
+        return _decide(cid, lambda: reader.call(confirm, labelled_store_of(cfg), cid, name,
+                                                description=description, by=who()))
 
     @app.post("/review/<cid>/merge")
     def merge_candidate(cid: str):
-        cand = find_candidate(reader.graph, cid)
+        cand = reader.call(find_candidate, cid)
         if cand is None:
             abort(404)
         labelled = labelled_store_of(cfg)
         into = request.form.get("into", "").strip()
-        return _decide(cid, lambda: merge(reader.graph, labelled, cid, into,
-                                          known_class_names(reader.graph, labelled, cand.kind), by=who()))
+        known = reader.call(known_class_names, labelled, cand.kind)
+        return _decide(cid, lambda: reader.call(merge, labelled, cid, into, known, by=who()))
 
     @app.post("/review/<cid>/reject")
     def reject_candidate(cid: str):
-        return _decide(cid, lambda: reject(reader.graph, cid, by=who()))
+        return _decide(cid, lambda: reader.call(reject, cid, by=who()))
 
     # --- entity explorer ----------------------------------------------------------------------------------------
 

@@ -105,6 +105,11 @@ class GraphReader:
         with self._lock:
             return self.graph.query(cypher, params or {}).rows
 
+    def call(self, fn, *args, **kwargs):
+        """``fn(graph, *args, **kwargs)`` under the lock: the review code takes the graph itself."""
+        with self._lock:
+            return fn(self.graph, *args, **kwargs)
+
     def search(self, q: str, limit: int) -> list[dict]:
         return [{"key": k, "name": n or k, "type": t or "", "canonical": c, "posts": p}
                 for k, n, t, c, p in self.rows(SEARCH, {"q": q, "limit": limit})]
