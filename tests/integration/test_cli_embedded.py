@@ -33,6 +33,8 @@ def mkg(*args, check=True, **kw):
     (["candidates"], ["list", "confirm", "reject", "discover", ":CandidateRelation", "labelled training examples"]),
     (["resolve"], ["SAME_AS", "canonical", "--full", "mkg unmerge", "coalesce(e.canonical, e.key)"]),
     (["unmerge"], ["NOT_SAME_AS", "--reason", "Idempotent"]),
+    (["ui"], ["review queue", "evidence posts", "127.0.0.1", "MKG_UI_PASSWORD", "CSRF", "no JavaScript"]),
+    (["complete"], ["held-out facts", "completion.target_precision", "inferred: true"]),
 ])
 def test_help_explains_each_command(command, words):
     text = " ".join(mkg(*command, "--help").stdout.split())
@@ -98,3 +100,35 @@ def test_resolve_then_unmerge_from_the_command_line(short_tmp):
     missing = mkg("unmerge", "PER:nobody", "--config", str(cfg), check=False)
     assert missing.returncode == 2 and "no entity with key 'PER:nobody'" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_ui_serves_on_loopback_and_refuses_other_addresses_without_a_password(short_tmp):
+    import os
+    import socket
+    import time
+    import urllib.request
+
+    cfg = worker_config(short_tmp)
+    refused = mkg("ui", "--config", str(cfg), "--host", "0.0.0.0", check=False,
+                  env={k: v for k, v in os.environ.items() if k != "MKG_UI_PASSWORD"})
+    assert refused.returncode == 2 and "MKG_UI_PASSWORD" in refused.stderr and "Traceback" not in refused.stderr
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(MKG + ["ui", "--config", str(cfg), "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, body = time.monotonic() + 120, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/review", timeout=5) as resp:
+                    body, headers = resp.read().decode(), resp.headers
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, proc.stderr.read() if proc.poll() is not None else "no answer in 120 s"
+        assert "Candidate classes" in body and "script-src 'none'" in headers["Content-Security-Policy"]
+        assert headers["Server"] == "mkg"  # waitress, not Flask's development server
+    finally:
+        proc.terminate()  # by the PID we started, never by name
+        proc.wait(30)
