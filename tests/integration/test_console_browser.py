@@ -73,6 +73,16 @@ def _shot(driver, name: str, backend: str) -> None:
         driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
 
 
+def _after(driver, css: str, timeout: float = 20.0):
+    """The element ``css`` of the page a click or submit leads to, once it is there: a click returns
+    before the next page loads, so reading at once could still see the old one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(EC.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
 def _no_script_ran(driver) -> None:
     assert driver.title != "pwned" and "pwned" not in driver.title
     assert driver.execute_script("return document.querySelectorAll('script').length") == 0
@@ -90,6 +100,7 @@ def test_review_a_candidate_and_confirm_it(browser, served, request):
     _no_script_ran(browser)
     _shot(browser, "review_queue", _backend(request))
     browser.find_element(By.LINK_TEXT, ids["candidate"]).click()
+    _after(browser, "#confirm-form")
     _no_script_ran(browser)
     marks = [m.text for m in browser.find_elements(By.CSS_SELECTOR, "mark.head")]
     assert "Grace" in marks  # the pair's head span is highlighted in the example posts
@@ -104,7 +115,7 @@ def test_review_a_candidate_and_confirm_it(browser, served, request):
     form.find_element(By.NAME, "name").send_keys("/per/org/founded_by")
     form.find_element(By.NAME, "description").send_keys("the person who founded the organization")
     form.find_element(By.TAG_NAME, "button").click()
-    assert "confirmed as /per/org/founded_by" in browser.find_element(By.CSS_SELECTOR, ".flash.ok").text
+    assert "confirmed as /per/org/founded_by" in _after(browser, ".flash.ok").text
     browser.get(url + "/review?status=confirmed")
     assert ids["candidate"] in browser.find_element(By.ID, "candidates").text
 
@@ -117,7 +128,8 @@ def test_open_an_entity_and_follow_an_edge_to_its_evidence(browser, served, requ
     box = browser.find_element(By.NAME, "q")
     box.send_keys("grace")
     box.submit()
-    browser.find_element(By.CSS_SELECTOR, "a.entity-link").click()
+    _after(browser, "a.entity-link").click()
+    _after(browser, "svg.graph")
     assert "Grace Hopper" in browser.find_element(By.TAG_NAME, "h1").text
     assert len(browser.find_elements(By.CSS_SELECTOR, "svg .edge")) == 4  # 2 extracted, 1 zero-shot, 1 inferred
     assert browser.find_elements(By.CSS_SELECTOR, "svg .edge.zero-shot")
@@ -125,11 +137,11 @@ def test_open_an_entity_and_follow_an_edge_to_its_evidence(browser, served, requ
     _shot(browser, "entity", _backend(request))
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#edges tr") if "United States Navy" in r.text)
     row.find_element(By.CSS_SELECTOR, "a.evidence-link").click()
-    assert "served in the United States Navy" in browser.find_element(By.ID, "evidence").text
+    assert "served in the United States Navy" in _after(browser, "#evidence").text
     _no_script_ran(browser)
     _shot(browser, "edge_evidence", _backend(request))
     browser.find_element(By.CSS_SELECTOR, "a.post-link").click()
-    assert "United States Navy" in browser.find_element(By.ID, "post-text").text
+    assert "United States Navy" in _after(browser, "#post-text").text
     _no_script_ran(browser)
 
 
