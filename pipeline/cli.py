@@ -316,8 +316,8 @@ def cmd_unmerge(args) -> int:
 def cmd_candidates(args) -> int:
     import getpass
 
-    from continual.candidates.graph import list_candidates
-    from continual.candidates.review import CandidateError, confirm, reject
+    from continual.candidates.graph import find_candidate, list_candidates
+    from continual.candidates.review import CandidateError, confirm, known_class_names, merge, reject
 
     from .jobs.novelty import discover_from_config, labelled_store_of
     from .runtime import open_graph
@@ -337,6 +337,13 @@ def cmd_candidates(args) -> int:
         elif args.action == "confirm":
             print(json.dumps(confirm(graph, labelled_store_of(cfg), args.id, args.name,
                                      description=args.description, by=getpass.getuser())))
+        elif args.action == "merge":
+            cand = find_candidate(graph, args.id)
+            if cand is None:
+                raise CandidateError(f"no candidate with id {args.id!r}")
+            labelled = labelled_store_of(cfg)
+            print(json.dumps(merge(graph, labelled, args.id, args.into, known_class_names(graph, labelled, cand.kind),
+                                   by=getpass.getuser())))
         else:
             print(json.dumps(reject(graph, args.id, by=getpass.getuser())))
     except CandidateError as exc:
@@ -600,6 +607,12 @@ def _add_candidates(sub) -> None:
     c.add_argument("--name", required=True, help="relation name or entity type")
     c.add_argument("--description", help="one line saying what the relation means (read by the zero-shot scorer "
                                          "with the name, e.g. 'the person who founded the organization')")
+    c.add_argument("--config", help=CONFIG_HELP)
+    c = csub.add_parser("merge", help="the candidate is a class that exists: its observations become its examples",
+                        description="Like confirm, into a class that already has labelled examples (or was "
+                                    "confirmed before); any other name is refused. Recorded as decision: merged.")
+    c.add_argument("id", metavar="ID", help="candidate id from 'mkg candidates list'")
+    c.add_argument("--into", required=True, help="the existing relation or entity type")
     c.add_argument("--config", help=CONFIG_HELP)
     c = csub.add_parser("reject", help="mark a candidate rejected (not proposed again)",
                         description="Mark the candidate rejected; later discovery runs update it instead of "

@@ -30,7 +30,7 @@ def mkg(*args, check=True, **kw):
     (["demo"], ["sample", "--workdir"]),
     (["train"], ["mre", "mner", "--promote", "--resume", "bf16", "validation F1"]),
     (["evaluate"], ["excluding None", "seqeval", "--spacy", "--version"]),
-    (["candidates"], ["list", "confirm", "reject", "discover", ":CandidateRelation", "labelled training examples"]),
+    (["candidates"], ["list", "confirm", "merge", "reject", "discover", ":CandidateRelation", "labelled training examples"]),
     (["resolve"], ["SAME_AS", "canonical", "--full", "mkg unmerge", "coalesce(e.canonical, e.key)"]),
     (["unmerge"], ["NOT_SAME_AS", "--reason", "Idempotent"]),
     (["ui"], ["review queue", "evidence posts", "127.0.0.1", "MKG_UI_PASSWORD", "CSRF", "no JavaScript"]),
@@ -132,3 +132,25 @@ def test_ui_serves_on_loopback_and_refuses_other_addresses_without_a_password(sh
     finally:
         proc.terminate()  # by the PID we started, never by name
         proc.wait(30)
+
+
+def test_candidates_merge_from_the_command_line_only_into_a_known_class(short_tmp):
+    import yaml
+    from console_world import populate
+
+    from graph_store.embedded import EmbeddedGraphStore
+    from pipeline.config import load_config
+
+    path = worker_config(short_tmp)
+    raw = yaml.safe_load(path.read_text())
+    raw["continual"] = {"labelled_dir": str(short_tmp / "labelled")}
+    path.write_text(yaml.safe_dump(raw))
+    with EmbeddedGraphStore(short_tmp / "graph") as graph:
+        graph.ensure_schema()
+        cid = populate(graph, load_config(path))["candidate"]
+    bad = mkg("candidates", "merge", cid, "--into", "/per/per/peer", "--config", str(path), check=False)
+    assert bad.returncode == 1 and "not a known class" in bad.stderr and "Traceback" not in bad.stderr
+    done = json.loads(mkg("candidates", "merge", cid, "--into", "/per/org/member_of", "--config", str(path)).stdout)
+    assert (done["status"], done["name"], done["merged_into"]) == ("confirmed", "/per/org/member_of", "/per/org/member_of")
+    rows = json.loads(mkg("candidates", "list", "--format", "json", "--config", str(path)).stdout)
+    assert [r["status"] for r in rows if r["id"] == cid] == ["confirmed"]
