@@ -63,6 +63,8 @@ class StackResult:
     offsets_survived_restart: bool = False
     build_seconds: dict[str, float] = field(default_factory=dict)
     healthy_services: list[str] = field(default_factory=list)
+    console_needs_login: bool = False  # the console answers on its host port and sends strangers to /login
+    console_shows_dead_letters: bool = False  # after login, its stream page lists the invalid posts
 
 
 def free_port() -> int:
@@ -112,9 +114,10 @@ class Stack:
 
     def __init__(self, workdir: Path, tag: str) -> None:
         self.project = f"mkgtest{os.getpid()}"
-        self.ports = {"bolt": free_port(), "kafka": free_port(), "airflow": free_port()}
+        self.ports = {"bolt": free_port(), "kafka": free_port(), "airflow": free_port(), "console": free_port()}
         self.neo4j_password = secrets.token_hex(12)
         self.admin_password = secrets.token_hex(12)
+        self.console_password = secrets.token_hex(12)
         self.env_file = workdir / "compose.env"
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in {
             "NEO4J_PASSWORD": self.neo4j_password,
@@ -126,6 +129,9 @@ class Stack:
             "NEO4J_BOLT_PORT": self.ports["bolt"],
             "KAFKA_HOST_PORT": self.ports["kafka"],
             "AIRFLOW_PORT": self.ports["airflow"],
+            "MKG_UI_PASSWORD": self.console_password,
+            "MKG_UI_SECRET_KEY": secrets.token_hex(24),
+            "CONSOLE_PORT": self.ports["console"],
         }.items()))
         self.cli = [*compose_cli(), "-p", self.project, "--env-file", str(self.env_file),
                     "-f", str(ROOT / "docker-compose.yml")]
@@ -341,6 +347,9 @@ def run_stack_check(tag: str = "latest", build: bool = True, timeout_s: float = 
             log.info("graph: %d/%d posts, %d triples, %d dead letters", result.posts_found,
                      len(ids), result.triples_found, result.dead_letters)
 
+            result.console_needs_login, result.console_shows_dead_letters = console_check(
+                f"http://127.0.0.1:{stack.ports['console']}", stack.console_password)
+
             metrics = stack.exec("worker-cpu", "python", "-c", "import urllib.request; print(urllib.request."
                                  "urlopen('http://127.0.0.1:9100/metrics', timeout=10).read().decode())").stdout
             result.posts_written_metric = sum(float(line.split()[-1]) for line in metrics.splitlines()
@@ -368,6 +377,25 @@ def run_stack_check(tag: str = "latest", build: bool = True, timeout_s: float = 
     return result
 
 
+def console_check(base: str, password: str) -> tuple[bool, bool]:
+    """(a stranger is sent to /login, a logged-in user's stream page lists parse dead letters)."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with opener.open(f"{base}/stream", timeout=30) as resp:  # redirected to the login form
+        needs_login, page = "/login" in resp.url, resp.read().decode()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    if token is None:
+        return needs_login, False
+    form = urllib.parse.urlencode({"csrf_token": token.group(1), "user": "admin", "password": password}).encode()
+    with opener.open(f"{base}/login?next=/stream", data=form, timeout=30) as resp:
+        stream = resp.read().decode()
+    return needs_login, 'id="dead-letters"' in stream and "parse" in stream
+
+
 def failures(result: StackResult) -> list[str]:
     """What the run shows to be wrong (empty when the stack works end to end)."""
     problems = []
@@ -386,6 +414,10 @@ def failures(result: StackResult) -> list[str]:
         problems.append(f"the worker's /metrics counts {result.posts_written_metric} posts written")
     if not result.shared_volume_writable:
         problems.append("Airflow cannot write the model volume the workers read")
+    if not result.console_needs_login:
+        problems.append("the console answered a stranger without a login")
+    if not result.console_shows_dead_letters:
+        problems.append("the console's stream page did not list the dead letters after a login")
     if not result.offsets_survived_restart:
         problems.append("topic or committed offsets lost when the Kafka container was recreated")
     return problems
