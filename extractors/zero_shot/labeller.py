@@ -124,19 +124,7 @@ class ZeroShotExtractor(Extractor):
         active = self.active_classes()
         if not active:
             return out
-        examples, targets = [], []
-        for item, ext in zip(batch, out):
-            words = words_with_offsets(item.text)
-            tokens = tuple(w for w, _, _ in words)
-            for pair in ext.uncertain:
-                if not isinstance(pair, UncertainPair):
-                    continue
-                head = word_span(words, pair.head.start, pair.head.end)
-                tail = word_span(words, pair.tail.start, pair.tail.end)
-                if head is None or tail is None:
-                    continue
-                examples.append(REExample(tokens, head, tail, NO_RELATION))
-                targets.append((ext, pair))
+        examples, targets = _uncertain_examples(batch, out, UncertainPair, lambda p: (p.head, p.tail))
         for (ext, pair), hit in zip(targets, self.model.label(examples, active, threshold=self.threshold)):
             if hit is None:
                 continue
@@ -150,19 +138,10 @@ class ZeroShotExtractor(Extractor):
     def _retype_spans(self, batch: Sequence[ExtractionInput], out: list[Extraction],
                       types: list[ZeroShotClass]) -> None:
         """Low-confidence spans whose best new type clears the type threshold become that type."""
-        examples, targets = [], []
-        for item, ext in zip(batch, out):
-            words = words_with_offsets(item.text)
-            tokens = tuple(w for w, _, _ in words)
-            for obs in ext.uncertain:
-                if not isinstance(obs, UncertainSpan):
-                    continue
-                span = word_span(words, obs.mention.start, obs.mention.end)
-                if span is not None:
-                    examples.append(REExample(tokens, span, span, NO_RELATION))
-                    targets.append((ext, obs.mention))
+        examples, targets = _uncertain_examples(batch, out, UncertainSpan, lambda s: (s.mention, s.mention))
         retyped: dict[int, dict[EntityMention, EntityMention]] = {}
-        for (ext, mention), hit in zip(targets, self.model.label(examples, types, threshold=self.type_threshold)):
+        for (ext, obs), hit in zip(targets, self.model.label(examples, types, threshold=self.type_threshold)):
+            mention = obs.mention
             if hit is not None:
                 cls, score = hit
                 retyped.setdefault(id(ext), {})[mention] = replace(
@@ -177,3 +156,25 @@ class ZeroShotExtractor(Extractor):
             ext.relations = [r for r in moved if implied_types(r.label) in (None, (r.head.type, r.tail.type))]
             ext.uncertain = [replace(u, head=new.get(u.head, u.head), tail=new.get(u.tail, u.tail))
                              if isinstance(u, UncertainPair) else u for u in ext.uncertain]
+
+
+def _uncertain_examples(batch: Sequence[ExtractionInput], out: list[Extraction], kind: type,
+                        spans: Callable) -> tuple[list[REExample], list[tuple[Extraction, object]]]:
+    """Scorer samples for the ``kind`` observations the inner extractor was unsure of, with their
+    (extraction, observation). ``spans(obs)`` is its (head, tail) mentions (a span is both); one whose
+    characters do not fall on word boundaries is skipped: the scorer reads words."""
+    examples, targets = [], []
+    for item, ext in zip(batch, out):
+        words = words_with_offsets(item.text)
+        tokens = tuple(w for w, _, _ in words)
+        for obs in ext.uncertain:
+            if not isinstance(obs, kind):
+                continue
+            head_mention, tail_mention = spans(obs)
+            head = word_span(words, head_mention.start, head_mention.end)
+            tail = word_span(words, tail_mention.start, tail_mention.end)
+            if head is None or tail is None:
+                continue
+            examples.append(REExample(tokens, head, tail, NO_RELATION))
+            targets.append((ext, obs))
+    return examples, targets
