@@ -36,6 +36,12 @@ _REL_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,99}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
+def _local_path(target: str) -> bool:
+    """A login's ``next`` may only lead to a page of this console: browsers read "//host" and "/\\host"
+    as other sites (an open redirect)."""
+    return target.startswith("/") and not target.startswith("//") and "\\" not in target
+
+
 class ConsoleError(RuntimeError):
     """The console cannot start as configured (the message says what to change)."""
 
@@ -109,7 +115,7 @@ def create_app(cfg: Config, graph=None) -> Flask:
                 session.clear()
                 session["user"] = cfg.ui.user
                 target = request.args.get("next") or "/"
-                return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+                return redirect(target if _local_path(target) else "/")
             error = "Wrong user name or password."
             log.warning("console login refused", extra={"remote": request.remote_addr})
         return render_template("login.html", error=error), 401 if error else 200
