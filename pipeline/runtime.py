@@ -135,27 +135,30 @@ def zero_shot_relations(graph: GraphStore) -> list:
     those labelled posts proposed as a continual task that no promoted model has learnt yet
     (``SchemaClass`` status ``proposed``, or ``refused`` by the gate). The wrapped extractor drops
     any its current model already knows."""
-    from continual.candidates.graph import RELATION, confirmed_names
+    from continual.candidates.graph import RELATION
     from extractors.kinds import MRE
-    from extractors.zero_shot.model import ZeroShotClass
-    from graph_store.schema_registry import classes_with_status
 
-    named = dict(confirmed_names(graph, RELATION))
-    for name in classes_with_status(graph, MRE.name, ["proposed", "refused"]):
-        named.setdefault(name, "")
-    return [ZeroShotClass(name, description) for name, description in sorted(named.items())]
+    return _zero_shot_classes(graph, RELATION, MRE.name)
 
 
 def zero_shot_types(graph: GraphStore) -> list:
     """The entity types to label zero-shot: confirmed type candidates and types labelled posts proposed
     as a task that no promoted tagger has learnt yet (as :func:`zero_shot_relations`)."""
-    from continual.candidates.graph import TYPE, confirmed_names
+    from continual.candidates.graph import TYPE
     from extractors.kinds import MNER
+
+    return _zero_shot_classes(graph, TYPE, MNER.name)
+
+
+def _zero_shot_classes(graph: GraphStore, candidate_kind: str, model_kind: str) -> list:
+    """Confirmed candidates of ``candidate_kind`` (with their descriptions), then the classes of
+    ``model_kind`` a task proposed or the gate refused, by name."""
+    from continual.candidates.graph import confirmed_names
     from extractors.zero_shot.model import ZeroShotClass
     from graph_store.schema_registry import classes_with_status
 
-    named = dict(confirmed_names(graph, TYPE))
-    for name in classes_with_status(graph, MNER.name, ["proposed", "refused"]):
+    named = dict(confirmed_names(graph, candidate_kind))
+    for name in classes_with_status(graph, model_kind, ["proposed", "refused"]):
         named.setdefault(name, "")
     return [ZeroShotClass(name, description) for name, description in sorted(named.items())]
 

@@ -40,6 +40,14 @@ NAME, TYPE = "/per/per/greets", "GREETS"
 POSTS = 40
 
 
+def _one_cluster(texts):
+    """Embeddings that form one tight cluster (the clustering is not under test here)."""
+    v = np.zeros((len(texts), 8))
+    v[:, 0] = 1.0
+    v[np.arange(len(texts)), 1 + np.arange(len(texts)) % 7] = 0.05
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
 def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -53,13 +61,7 @@ def one_candidate(graph, folder) -> str:
                                (4, 5), "Bob", "PER", "None", 0.5, "m@1", ((0, 1, "PER"), (4, 5, "PER")))])
     sink.close()
 
-    def embed(texts):  # one tight cluster (the clustering is not under test here)
-        v = np.zeros((len(texts), 8))
-        v[:, 0] = 1.0
-        v[np.arange(len(texts)), 1 + np.arange(len(texts)) % 7] = 0.05
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-    (cand,) = discover(folder, T0, T0 + timedelta(seconds=1), graph, None, embed=embed, now=T0)
+    (cand,) = discover(folder, T0, T0 + timedelta(seconds=1), graph, None, embed=_one_cluster, now=T0)
     return cand.id
 
 
@@ -161,13 +163,7 @@ def one_type_candidate(graph, folder) -> str:
                                "ORG", None, None, None, "ORG", 0.3, "m@1", ((3, 4, "ORG"),))])
     sink.close()
 
-    def embed(texts):
-        v = np.zeros((len(texts), 8))
-        v[:, 0] = 1.0
-        v[np.arange(len(texts)), 1 + np.arange(len(texts)) % 7] = 0.05
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-    (cand,) = discover(folder, T0, T0 + timedelta(seconds=1), graph, None, embed=embed, now=T0)
+    (cand,) = discover(folder, T0, T0 + timedelta(seconds=1), graph, None, embed=_one_cluster, now=T0)
     return cand.id
 
 
