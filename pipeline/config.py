@@ -181,6 +181,10 @@ class CompletionConfig(_Section):
     # past this many candidate tails a query scores only an approximate index's shortlist (faiss IVF)
     ann_min_candidates: int = Field(200_000, ge=0)
     shortlist: int = Field(256, ge=1)  # tails the index gives each query, then scored exactly
+    # re-rank answers by their graph distance to the head (graph_store.completion.rerank), weights fitted
+    # on the held-out facts; runs holding out fewer facts than rerank_min_facts rank by the model alone
+    rerank: bool = True
+    rerank_min_facts: int = Field(100, ge=1)
     seed: int = 0
 
 

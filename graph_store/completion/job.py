@@ -1,9 +1,11 @@
-"""The scheduled completion run: snapshot -> train or update -> predict -> write back.
+"""The scheduled completion run: snapshot -> train or update -> fit the re-ranking -> predict -> write back.
 
 One call of :func:`run_completion` is one run. Each run saves a new model
 version and promotes it; the next run warm-starts from it (fewer epochs),
 because the graph only grew. Predictions replace the previous run's inferred
-edges, so re-runs refresh rather than duplicate them.
+edges, so re-runs refresh rather than duplicate them. The re-ranking by graph
+distance (:mod:`.rerank`) is refitted every run on the held-out facts: its
+weights belong to the model they re-rank and cost seconds.
 
 Everything it works on is passed in: the open graph, the settings (the
 ``completion:`` section of the config), the text embedder and the model store.
@@ -27,6 +29,7 @@ from .data import FilterIndex
 from .evaluate import evaluate
 from .model import CompletionModel, EntityFeatures, ModelConfig
 from .predict import predict
+from .rerank import Neighbourhood, Reranker, RerankSettings, fit_reranker
 from .snapshot import take_snapshot
 from .text import TextEmbedder
 from .train import TrainSettings, train_model
@@ -61,6 +64,8 @@ class CompletionReport:
     threshold_source: str = "configured"  # or "calibrated" (completion.target_precision on held-out facts)
     held_out_at_threshold: dict = field(default_factory=dict)  # precision / recall of writes on held-out facts
     top_k: int = 0
+    # "fitted" with its weights' fit and the held-out metrics re-ranked, or "skipped: <why>"
+    rerank: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -118,11 +123,14 @@ def run_completion(graph: GraphStore, cc, texts: TextEmbedder, store: Completion
                              seed=cc.seed, progress=progress)
         result = train_model(model, feats, train, FilterIndex(train, len(snap.entities), len(snap.relations)), tcfg)
         report.epochs, report.train_seconds, report.final_loss = epochs, round(result.seconds, 2), result.losses[-1]
+        reranker: Reranker | None = None
         if len(valid):
             filt = FilterIndex(snap.triples, len(snap.entities), len(snap.relations))
             report.valid_metrics = evaluate(model.scorer(feats), valid, filt).as_dict()
+            reranker, report.rerank = _fit_reranker(model, feats, train, valid, filt, cc, progress)
             curve = held_out_curve(model, feats, snap, train, valid, top_k,
-                                   ann_min_candidates=cc.ann_min_candidates, shortlist=cc.shortlist)
+                                   ann_min_candidates=cc.ann_min_candidates, shortlist=cc.shortlist,
+                                   rerank=None if reranker is None else (reranker, Neighbourhood(train, len(snap.entities))))
             if calibrate:
                 chosen = curve.lowest_threshold_for(cc.target_precision, MIN_WRITTEN)
                 if chosen is None:
@@ -136,11 +144,12 @@ def run_completion(graph: GraphStore, cc, texts: TextEmbedder, store: Completion
         version = store.save_model(
             model, entities=snap.entity_keys, relations=snap.relations, metrics={"valid": report.valid_metrics},
             train_config={**tcfg.as_dict(), "text_encoder": cc.text_encoder, "warm_start": report.warm_start},
-            fingerprint=snap.fingerprint(), parent=parent)
+            fingerprint=snap.fingerprint(), parent=parent, reranker=reranker)
         report.version = version
 
         pred = predict(model, feats, snap, top_k=top_k, threshold=threshold, progress=progress,
-                       ann_min_candidates=cc.ann_min_candidates, shortlist=cc.shortlist)
+                       ann_min_candidates=cc.ann_min_candidates, shortlist=cc.shortlist,
+                       rerank=None if reranker is None else (reranker, Neighbourhood(snap.triples, len(snap.entities))))
         report.queries, report.existing_in_top_k, report.below_threshold = (
             pred.queries, pred.existing_in_top_k, pred.below_threshold)
         now = _now()
@@ -152,3 +161,20 @@ def run_completion(graph: GraphStore, cc, texts: TextEmbedder, store: Completion
     finally:
         report.finished_at = _now()
         log.info("completion run", extra=report.as_dict())
+
+
+def _fit_reranker(model: CompletionModel, feats: EntityFeatures, train: np.ndarray,
+                  valid: np.ndarray, filt: FilterIndex, cc, progress: bool) -> tuple[Reranker | None, dict]:
+    """Graph-distance re-ranking fitted on the held-out facts (distances over the training facts);
+    (None, why) when switched off or when too few facts are held out to fit it."""
+    if not cc.rerank:
+        return None, {"status": "skipped: completion.rerank is off"}
+    if len(valid) < cc.rerank_min_facts:
+        return None, {"status": f"skipped: {len(valid)} held-out facts, fewer than rerank_min_facts="
+                                f"{cc.rerank_min_facts}"}
+    around = Neighbourhood(train, len(feats))
+    fit = fit_reranker(model.scorer(feats), around, valid, filt, RerankSettings(seed=cc.seed), progress=progress)
+    # in-sample for the reranker's few weights (5 per relation and direction), held out for the model
+    reranked = evaluate(fit.reranker.scorer(model.scorer(feats), around), valid, filt).as_dict()
+    return fit.reranker, {"status": "fitted", "seconds": round(fit.seconds, 2), "final_loss": round(fit.losses[-1], 4),
+                          "valid_metrics": reranked}

@@ -14,6 +14,10 @@ of them is the run's whole cost; an approximate inner-product index
 tails, which the model scores exactly, and the probability is taken among
 that shortlist (the tails left out hold little of the mass when they are
 left out for scoring low).
+
+With a ``rerank`` (:mod:`.rerank`: fitted weights and the graph's
+neighbourhood), each candidate's score also counts its shortest distance to
+the head in the known facts, and the softmax is over those re-ranked logits.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import torch
 
 from .candidates import CandidateIndex, IndexSettings
 from .model import CompletionModel, EntityFeatures
+from .rerank import Neighbourhood, Reranker
 from .snapshot import GraphSnapshot
 
 
@@ -57,11 +62,13 @@ def relation_types(snapshot: GraphSnapshot) -> dict[int, tuple[set[str], set[str
 def predict(model: CompletionModel, feats: EntityFeatures, snapshot: GraphSnapshot, top_k: int = 3,
             threshold: float = 0.5, batch_size: int = 512, progress: bool = False,
             ann_min_candidates: int | None = None, shortlist: int = 256,
-            heads_by_relation: dict[int, set[int]] | None = None) -> PredictionResult:
+            heads_by_relation: dict[int, set[int]] | None = None,
+            rerank: tuple[Reranker, Neighbourhood] | None = None) -> PredictionResult:
     """The ``top_k`` best new tails of every ``(head, relation)`` query the types allow.
 
     ``heads_by_relation`` (relation id -> head ids) asks only those queries, still within the types: the
     threshold calibration (:mod:`.calibrate`) asks the held-out facts' queries alone.
+    ``rerank``: re-rank every candidate by its distance to the head in the neighbourhood's facts.
     """
     from tqdm import tqdm
 
@@ -92,11 +99,18 @@ def predict(model: CompletionModel, feats: EntityFeatures, snapshot: GraphSnapsh
             queries = model.query(table[hb], torch.full((len(hb),), rel))
             if index is None:
                 scores = model.score(queries, cand_vec)
+                if rerank is not None:
+                    reranker, around = rerank
+                    scores = reranker.combine(scores, torch.full((len(hb),), rel), around.features(hb.numpy(), cands))
                 scores = scores.masked_fill(hb[:, None] == cand_t[None, :], float("-inf"))  # no self loops
                 top_p, top_i = scores.softmax(dim=1).topk(k, dim=1)
             else:  # the shortlist's tails, scored exactly; -1 pads a short list
                 positions = torch.from_numpy(index.search(queries.numpy(), shortlist)[1]).long()
                 scores = (queries.unsqueeze(1) * cand_vec[positions.clamp(min=0)]).sum(-1)
+                if rerank is not None:
+                    reranker, around = rerank
+                    ids = np.where(positions.numpy() >= 0, cands[positions.clamp(min=0).numpy()], -1)
+                    scores = reranker.combine(scores, torch.full((len(hb),), rel), around.pair_features(hb.numpy(), ids))
                 scores = scores.masked_fill((positions < 0) | (hb[:, None] == cand_t[positions.clamp(min=0)]),
                                             float("-inf"))
                 top_p, top_i = scores.softmax(dim=1).topk(min(k, scores.shape[1]), dim=1)

@@ -21,6 +21,7 @@ import torch
 from mkg_common.clock import utc_iso, utc_now, utc_stamp
 
 from .model import CompletionModel, ModelConfig
+from .rerank import Reranker
 
 KIND = "completion"
 
@@ -51,8 +52,10 @@ class CompletionStore:
         return self.folders.config(KIND, version)
 
     def save_model(self, model: CompletionModel, *, entities: list[str], relations: list[str], metrics: dict,
-                   train_config: dict, fingerprint: str, parent: str | None, promote: bool = True) -> str:
-        """Write a new version (all files, then one rename) and optionally make it current."""
+                   train_config: dict, fingerprint: str, parent: str | None, promote: bool = True,
+                   reranker: Reranker | None = None) -> str:
+        """Write a new version (all files, then one rename) and optionally make it current.
+        A ``reranker`` fitted with the model is kept beside it (``rerank.json``)."""
         from safetensors.torch import save_file
 
         now = utc_now()
@@ -69,6 +72,8 @@ class CompletionStore:
                   "data_fingerprint": fingerprint, "train_config": train_config, "parent": parent}
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        if reranker is not None:
+            (tmp / "rerank.json").write_text(json.dumps(reranker.as_dict(precise=True), indent=1))
         os.replace(tmp, final)
         if promote:
             self.folders.promote(KIND, version)
@@ -87,6 +92,12 @@ class CompletionStore:
         model = CompletionModel(ModelConfig(**cfg["model"]), cfg["n_entities"], cfg["n_relations"])
         model.load_state_dict(load_file(str(folder / "weights.safetensors")))
         return model.eval(), cfg, vocab
+
+    def load_reranker(self, version: str | None = None) -> Reranker | None:
+        """The reranker saved with ``version`` (default: current); None when that run ranked by the model alone."""
+        version = version or self.current_version()
+        path = self.folders.version_dir(KIND, version) / "rerank.json"
+        return Reranker.from_dict(json.loads(path.read_text())) if path.exists() else None
 
 
 def warm_start(previous: CompletionModel, old_vocab: dict, entities: list[str], relations: list[str],

@@ -79,8 +79,11 @@ def test_completion_job_writes_refreshes_and_removes_inferred_edges(graph_store,
     build_gold_graph(graph_store, 400)
     extracted_before = sorted(map(tuple, [r[:3] + [sorted(r[3])] for r in graph_store.query(EXTRACTED).rows]))
     cfg = completion_config(tmp_path, text_cache)
+    cfg.completion.rerank = False
 
     first = run_completion(cfg, graph_store)
+    assert first.rerank == {"status": "skipped: completion.rerank is off"}
+    assert completion_store(cfg.completion.models_dir).load_reranker(first.version) is None
     assert first.status == "completed" and first.facts == len(extracted_before) and not first.warm_start
     # the completion section of the config is where the training settings come from
     saved = completion_store(cfg.completion.models_dir).config(first.version)
@@ -99,9 +102,14 @@ def test_completion_job_writes_refreshes_and_removes_inferred_edges(graph_store,
         assert rel in LabelSchema().relation_types
 
     # a target precision any threshold reaches: calibration picks the lowest score it saw on held-out facts
+    # ... and answers re-ranked by graph distance, fitted on the held-out facts and saved with the version
     cfg.completion.target_precision = 1e-6
+    cfg.completion.rerank, cfg.completion.rerank_min_facts = True, 1
     second = run_completion(cfg, graph_store)
     assert second.warm_start and second.parent == first.version and second.version != first.version
+    assert second.rerank["status"] == "fitted" and second.rerank["valid_metrics"]["queries"] == 2 * second.valid_facts
+    reranker = completion_store(cfg.completion.models_dir).load_reranker(second.version)
+    assert reranker.weights.shape == (2 * second.relations, 5)
     held = second.held_out_at_threshold
     assert second.threshold_source == "calibrated" and second.threshold == held["threshold"] < 0.2
     assert held["written"] >= MIN_WRITTEN and held["precision"] >= 1e-6
