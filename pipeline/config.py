@@ -198,13 +198,16 @@ class ResolutionConfig(_Section):
     context_min: float = Field(ResolverConfig.context_min, ge=-1.0, le=1.0)  # contexts less alike veto a merge
     # weak evidence (a name part, an acronym, another type) needs contexts this alike or a shared post; null: not
     weak_context_min: float | None = Field(ResolverConfig.weak_context_min, ge=-1.0, le=1.0)
+    # the same name (where both sides have a context) needs contexts this alike or a shared post; null: not
+    same_name_context_min: float | None = Field(ResolverConfig.same_name_context_min, ge=-1.0, le=1.0)
     context_posts: int = Field(ResolutionSettings.context_posts, ge=0)  # post texts that give a context
     max_block: int = Field(ResolutionSettings.max_block, ge=2)  # names sharing a key, beyond which it is skipped
     text_encoder: str = "minilm"  # names and contexts are compared with its embeddings
 
     def resolver_config(self) -> ResolverConfig:
         return ResolverConfig(threshold=self.threshold, context_min=self.context_min,
-                              weak_context_min=self.weak_context_min)
+                              weak_context_min=self.weak_context_min,
+                              same_name_context_min=self.same_name_context_min)
 
     def settings(self, full: bool = False) -> ResolutionSettings:
         return ResolutionSettings(context_posts=self.context_posts, max_block=self.max_block, full=full)

@@ -6,12 +6,16 @@ Obama"), an acronym of the other name ("USA" / "United States of America"), a
 person's surname or given name alone ("Obama" / "Barack Obama"), a spelling
 variant (edit similarity, long names only: "Niger" and "Nigeria" are two
 countries), and, for names that share no letters ("Holland" / "Netherlands"),
-the text encoder's similarity of the two names.
+the text encoder's similarity of the two names. A name that is the other plus
+words that are not designators ("South Kolkata" / "Kolkata", "GST Council" /
+"GST") names something narrower, not the same thing.
 
 Names cannot tell homonyms apart ("Paris" in France and in Texas, "bank" the
 river side and the lender): contexts can. When both names come with a context
 (the posts that mention them, a gloss, the country of a place), contexts whose
-embeddings disagree veto the merge, whatever the names say. A merge across
+embeddings disagree veto the merge, whatever the names say, and the same name
+merges only with contexts that agree well (homonyms share their name and
+nothing else) or a post that mentions both. A merge across
 entity types (PER/ORG) is allowed only for the same name with agreeing contexts:
 it is the tagger that disagreed, not the world.
 
@@ -67,6 +71,10 @@ class ResolverConfig:
     # only with contexts at least this alike or a post that mentions both; None: names alone suffice.
     # Calibrated on a hand-judged sample of MNRE merges (BENCHMARKS.md, entity resolution)
     weak_context_min: float | None = 0.6
+    # the same name is all that homonyms ever share ("Springfield", "bank"), so where both sides bring a
+    # context, the same name merges only with contexts at least this alike or a post that mentions both;
+    # None: the same name suffices. Chosen on the calibration halves of the alias sets (BENCHMARKS.md)
+    same_name_context_min: float | None = 0.7
 
 
 # confidence of each kind of evidence when it holds (the embedding and spelling ones scale)
@@ -107,14 +115,18 @@ class Resolver:
                 code = short.replace(".", "").lower()
                 if code == initials(full):
                     return ACRONYM, "acronym"
-                if len(code) == 3 and full[:1].lower() == code[0] and is_subsequence(code, comparable(full).replace(" ", "")):
-                    return CODE, "code of"  # "FRA" / "France"
+                if len(code) == 3 and full[:1].lower() == code[0] and code not in comparable(full).split() \
+                        and is_subsequence(code, comparable(full).replace(" ", "")):
+                    return CODE, "code of"  # "FRA" / "France"; not "GST" / "GST Council", named after it
         short, full = sorted((wa, wb), key=len)
         if (a.name[:1] in "@#" or b.name[:1] in "@#") and len(short) > 1 and " ".join(short) in " ".join(full):
             return HANDLE, "handle or hashtag of"  # "@realDonaldTrump" / "Donald Trump"
         if a.type == b.type and a.type != "PER" and set(short) < set(full) and set(full) - set(short) <= DESIGNATORS \
                 and set(short) - DESIGNATORS:
             return DESIGNATED, "the same name with a designator"  # "Bolivia, Plurinational State of" / "Bolivia"
+        if a.type == b.type != "PER" and set(short) < set(full):
+            # "South Kolkata", "GST Council", "NL Player of the Week": the other name and more, a narrower thing
+            return 0.0, "the other name with more words"
         if a.type == b.type == "PER":
             if len(short) == 1 and len(full) > 1 and short[0] in (full[0], full[-1]) and len(short[0]) > 2:
                 return PERSON_PART, "given name or surname of"
@@ -158,6 +170,13 @@ class Resolver:
             elif context_cos is None or context_cos < cfg.weak_context_min:
                 return MergeDecision(False, confidence, f"{evidence}; weak without a shared post or contexts "
                                      f">= {cfg.weak_context_min}", context_cos, vetoed=True)
+        # a handle or hashtag is an identifier someone chose for one account or topic: "@FoxNews" beside
+        # "Fox News" is that name written as an identifier, not a homonym
+        chosen_identifier = a.name.strip()[:1] in "@#" or b.name.strip()[:1] in "@#"
+        if kind == "same comparable form" and cfg.same_name_context_min is not None and context_cos is not None \
+                and context_cos < cfg.same_name_context_min and not a.posts & b.posts and not chosen_identifier:
+            return MergeDecision(False, confidence, f"{evidence}; may be homonyms: contexts below "
+                                 f"{cfg.same_name_context_min} and no shared post", context_cos, vetoed=True)
         return MergeDecision(confidence >= cfg.threshold, confidence, evidence, context_cos,
                              partial=kind in PARTIAL_EVIDENCE)
 

@@ -48,13 +48,15 @@ def looks_like_acronym(name: str) -> bool:
     return 2 <= len(letters) <= 6 and letters.isalpha() and letters.isupper()
 
 
-# words that name what kind of state or place a name is, not which one: "Bolivia,
+# words that name what kind of state, place or organisation a name is, not which one: "Bolivia,
 # Plurinational State of" is Bolivia, "Republic of Korea" is Korea
 DESIGNATORS = frozenset({
     "of", "the", "and", "republic", "kingdom", "state", "states", "federal", "federation", "democratic",
     "people", "peoples", "islamic", "arab", "socialist", "united", "plurinational", "bolivarian",
     "commonwealth", "principality", "grand", "duchy", "sultanate", "emirate", "union", "city", "province",
     "county", "municipality", "district", "region", "territory", "island", "islands", "s",
+    # and what kind of organisation: "Arsenal FC" is Arsenal, "Apple Inc" is Apple
+    "fc", "cf", "afc", "inc", "ltd", "llc", "plc", "corp", "corporation", "co", "company", "official",
 })
 
 

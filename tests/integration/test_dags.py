@@ -310,7 +310,8 @@ def test_link_prediction_dag_writes_inferred_edges(airflow, short_tmp):
     # DAG reaching the job with the config's settings (the defaults' quality is BENCHMARKS.md's)
     config = dag_config(short_tmp, completion={
         "models_dir": str(short_tmp / "models"), "cache_dir": str(short_tmp / "cache"), "epochs": 4, "rank": 32,
-        "batch_size": 128, "negatives": 256, "threshold": 0.2}, resolution={"weak_context_min": None})
+        "batch_size": 128, "negatives": 256, "threshold": 0.2},
+        resolution={"weak_context_min": None, "same_name_context_min": None})
     run = airflow.run("link_prediction", {"top_k": 1, "threshold": 0.0}, air_env(config))
     assert run["state"] == "success", run["log"][-3000:]
     report = run["xcom"]["complete"]

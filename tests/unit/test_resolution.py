@@ -38,10 +38,13 @@ PAIRS = [  # (a, b, merge, evidence)
     (("Bolivia, Plurinational State of", "LOC"), ("Bolivia", "LOC"), True, "the same name with a designator"),
     (("Obama", "PER"), ("Barack Obama", "PER"), True, "given name or surname of"),
     (("Massachusets", "LOC"), ("Massachusetts", "LOC"), True, "spelling variant"),
+    (("Arsenal", "ORG"), ("Arsenal FC", "ORG"), True, "the same name with a designator"),
     # hard negatives
     (("Niger", "LOC"), ("Nigeria", "LOC"), False, "names differ"),  # edit similarity 0.83: two countries
     (("Adrian", "PER"), ("Adriane", "PER"), False, "names differ"),  # one-word person names: other names
-    (("York", "LOC"), ("New York", "LOC"), False, "names differ"),  # "new" is no designator
+    (("York", "LOC"), ("New York", "LOC"), False, "the other name with more words"),  # "new" is no designator
+    (("Kolkata", "LOC"), ("South Kolkata", "LOC"), False, "the other name with more words"),  # a part of it
+    (("GST", "ORG"), ("GST Council", "ORG"), False, "the other name with more words"),  # named after it, no code
     (("Trump", "PER"), ("Trump", "ORG"), False, "types differ"),
     (("Halsey @BTS_twt", "PER"), ("Halsey", "PER"), False, "a span of several names"),
     (("@ArianaGrande @Camila_Cabello", "PER"), ("@Camila_Cabello", "PER"), False, "a span of several names"),
@@ -94,6 +97,27 @@ def test_contexts_that_disagree_veto_even_the_same_name():
     same = resolver.decide(EntityName("bank", "MISC", "money lender"), EntityName("bank", "MISC", "loans and deposits"))
     assert not homonym.merge and homonym.evidence.startswith("contexts disagree") and homonym.context_similarity < 0.1
     assert same.merge and same.context_similarity > 0.9
+
+
+def test_the_same_name_needs_contexts_that_agree_well_or_a_shared_post():
+    """Homonyms share their name and nothing else: contexts that do not disagree outright are not enough."""
+    embed = fake_embed({"springfield illinois": [1, 0, 0], "springfield massachusetts": [0.5, 0.866, 0],
+                        "springfield, the capital of illinois": [0.95, 0.3, 0]})
+    resolver = Resolver(embed)
+    assert ResolverConfig().same_name_context_min is not None  # the default demands it
+    il = EntityName("Springfield", "LOC", "springfield illinois")
+    middling = resolver.decide(il, EntityName("Springfield", "LOC", "springfield massachusetts"))
+    assert 0.3 < middling.context_similarity < ResolverConfig().same_name_context_min
+    assert not middling.merge and middling.vetoed and "may be homonyms" in middling.evidence
+    assert resolver.decide(il, EntityName("Springfield", "LOC", "springfield, the capital of illinois")).merge
+    shared = resolver.decide(EntityName("Springfield", "LOC", "springfield illinois", frozenset({"p1"})),
+                             EntityName("Springfield", "LOC", "springfield massachusetts", frozenset({"p1"})))
+    assert shared.merge
+    # a handle is an identifier someone chose: "@Springfield" is not a homonym of the name it spells
+    assert resolver.decide(EntityName("@Springfield", "LOC", "springfield massachusetts"), il).merge
+    assert Resolver(embed, ResolverConfig(same_name_context_min=None)).decide(
+        il, EntityName("Springfield", "LOC", "springfield massachusetts")).merge
+    assert Resolver().decide(EntityName("Springfield", "LOC"), EntityName("Springfield", "LOC")).merge  # no contexts
 
 
 def test_another_type_merges_only_on_the_same_name_with_agreeing_contexts():
