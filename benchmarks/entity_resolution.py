@@ -183,12 +183,17 @@ def graph_metrics(embed) -> dict:
             by_evidence = Counter(e.split(" (")[0] for (e,) in graph.query(
                 "MATCH (:Entity)-[s:SAME_AS]->(:Entity) RETURN s.evidence").rows)
             sample = audit_sample(graph, report.run_id)
+            links = graph.query("MATCH (a:Entity)-[s:SAME_AS]->(b:Entity) WHERE s.run_id = $run RETURN a.key, b.key",
+                                {"run": report.run_id}).rows
         finally:
             graph.close()
     alt = [(h, t) for h, t in alternate_name_pairs(wires) if h in canonical and t in canonical]
     found = sum(canonical[h] == canonical[t] for h, t in alt)
     verdicts = Counter(r["verdict"] for r in sample)
     judged = sum(verdicts.values()) - verdicts.get("", 0)
+    # every link of the run, judged in the audit or (when the calibration sample drew it) in that file
+    known = {**read_audit(CALIBRATION_FILE), **read_audit()}
+    every = Counter(known.get((a, b), {}).get("verdict", "") for a, b in links)
     return {"posts": len(wires), "nodes_before": report.nodes_before, "nodes_after": report.nodes_after,
             "merges": report.merges, "clusters": report.clusters, "ambiguous_short_names": report.ambiguous,
             "candidate_pairs": report.candidate_pairs, "resolve_seconds": report.seconds,
@@ -197,7 +202,9 @@ def graph_metrics(embed) -> dict:
             "alternate_names_pairs": len(alt), "alternate_names_linked": found,
             "audit_size": len(sample), "audit_judged": judged,
             "audit_precision": round(verdicts.get("same", 0) / judged, 4) if judged == len(sample) and judged else None,
-            "audit_verdicts": dict(verdicts), "audit_rule": AUDIT_RULE, "audit_file": str(AUDIT_FILE.relative_to(RESULTS.parent.parent))}
+            "audit_verdicts": dict(verdicts), "audit_rule": AUDIT_RULE,
+            "all_links_verdicts": dict(every),
+            "all_links_precision": round(every.get("same", 0) / len(links), 4) if links and not every.get("") else None, "audit_file": str(AUDIT_FILE.relative_to(RESULTS.parent.parent))}
 
 
 def main() -> None:
