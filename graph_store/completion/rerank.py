@@ -71,13 +71,15 @@ class Neighbourhood:
             frontier = new
         return out
 
-    def features(self, entities: np.ndarray, candidates: np.ndarray | None = None) -> torch.Tensor:
+    def features(self, entities: np.ndarray, candidates: np.ndarray | None = None,
+                 distances: list[sp.csr_matrix] | None = None) -> torch.Tensor:
         """``[B, C, 4]``: distance 1, 2, 3 and "is the entity itself" for every candidate column
-        (``candidates``: entity ids, default all) of every query entity."""
+        (``candidates``: entity ids, default all) of every query entity. ``distances``: those of
+        :meth:`distances` for these rows, when already computed."""
         entities = np.asarray(entities, dtype=np.int64)
         cols = np.arange(self.n_entities) if candidates is None else np.asarray(candidates, dtype=np.int64)
         planes = [torch.from_numpy((d if candidates is None else d[:, cols]).toarray())
-                  for d in self.distances(entities)]
+                  for d in (distances if distances is not None else self.distances(entities))]
         planes.append(torch.from_numpy(entities[:, None] == cols[None, :]).float())
         return torch.stack(planes, dim=-1)
 
@@ -161,17 +163,20 @@ def fit_reranker(score_fn: ScoreFn, neighbourhood: Neighbourhood, triples: np.nd
     weights = torch.nn.Parameter(init)
     opt = torch.optim.Adam([weights], lr=settings.lr)
     rng = np.random.default_rng(settings.seed)
+    # the distances do not change while the weights are fitted: one pass of row products for every epoch
+    distances = neighbourhood.distances(queries[:, 0])
     losses = []
     for epoch in range(settings.epochs):
         order = rng.permutation(len(queries))
         total = 0.0
         for s in tqdm(range(0, len(queries), settings.batch_size), desc=f"rerank epoch {epoch + 1}/{settings.epochs}",
                       unit="batch", disable=not progress, leave=False):
-            q = queries[order[s:s + settings.batch_size]]
+            rows = order[s:s + settings.batch_size]
+            q = queries[rows]
             ents, rels, answers = (torch.from_numpy(q[:, i]) for i in range(3))
             with torch.no_grad():
                 scores = score_fn(ents, rels)
-                feats = neighbourhood.features(q[:, 0])
+                feats = neighbourhood.features(q[:, 0], distances=[d[rows] for d in distances])
                 others = filt.mask(q[:, 0], q[:, 1])
                 others[torch.arange(len(q)), answers] = False
             logits = Reranker(weights).combine(scores, rels, feats).masked_fill(others, float("-inf"))
