@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 GOLD = HERE / "gold.jsonl"  # first pass: the gold
 SECOND_PASS = HERE / "gold_second_pass.jsonl"  # the double-labelled posts, labelled again independently
+TRAIN_POSTS = HERE / "train_posts.jsonl"  # from the train splits' text: what the fact head learns from
+TRAIN_GOLD = HERE / "train_gold.jsonl"
+VAL_POSTS = HERE / "val_posts.jsonl"  # from the val splits' text: with the dev half, the calibration set
+VAL_GOLD = HERE / "val_gold.jsonl"
 SAMPLE_GOLD = HERE / "sample_gold.jsonl"  # the bundled sample stream (pipeline/data/sample_posts.jsonl)
 SAMPLE_POSTS = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "sample_posts.jsonl"
 RESULTS = Path(__file__).resolve().parent / "results" / "end_to_end.json"
@@ -69,6 +73,7 @@ class Scored:
     """One system's facts on a set of posts, each marked right or wrong, with the misses."""
 
     predicted: list[tuple[PredictedFact, bool, str]] = field(default_factory=list)  # fact, right, error kind
+    found: set = field(default_factory=set)  # (post id, gold fact) found at least once
     missed: int = 0
     gold_total: int = 0
     gold_by_relation: Counter = field(default_factory=Counter)
@@ -111,6 +116,7 @@ def score(posts: Sequence[GoldPost], predicted: dict[str, list[PredictedFact]]) 
             found |= {fact} if right else set()
             out.predicted.append((p, right, "" if right else error_kind(fact, gold, post.entities)))
         out.missed += len(gold - found)
+        out.found |= {(post.id, f) for f in found}
     return out
 
 
@@ -133,11 +139,14 @@ def reliability(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> list[dic
              "accuracy": round(sum(r for _, r in b) / len(b), 4)} for i, b in sorted(buckets.items())]
 
 
-def _prf(right: int, predicted: int, gold: int) -> dict:
+def _prf(right: int, predicted: int, gold: int, found: int | None = None) -> dict:
+    """Precision over the facts written (both edges of a pair written twice count), recall over the
+    gold facts found at least once (``found``; ``right`` when every written fact is distinct)."""
+    found = right if found is None else found
     p = right / predicted if predicted else 0.0
-    r = right / gold if gold else 0.0
+    r = found / gold if gold else 0.0
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
-            "predicted": predicted, "right": right, "gold": gold}
+            "predicted": predicted, "right": right, "found": found, "gold": gold}
 
 
 def metrics(s: Scored) -> dict:
@@ -146,13 +155,20 @@ def metrics(s: Scored) -> dict:
     per_rel = {}
     for rel in sorted(set(s.gold_by_relation) | {p.fact.relation for p, _, _ in s.predicted}):
         mine = [(p, r) for p, r, _ in s.predicted if p.fact.relation == rel]
-        per_rel[rel] = _prf(sum(r for _, r in mine), len(mine), s.gold_by_relation[rel])
-    return {**_prf(right, len(s.predicted), s.gold_total), "ece": round(ece(pairs), 4),
+        per_rel[rel] = _prf(sum(r for _, r in mine), len(mine), s.gold_by_relation[rel],
+                            sum(1 for _, f in s.found if f.relation == rel))
+    return {**_prf(right, len(s.predicted), s.gold_total, len(s.found)), "ece": round(ece(pairs), 4),
             "reliability": reliability(pairs), "per_relation": per_rel,
             "errors": dict(Counter(kind for _, r, kind in s.predicted if not r).most_common()),
             "confidence_bands": {
-                ">=0.9": _prf(sum(r for c, r in pairs if c >= 0.9), sum(1 for c, _ in pairs if c >= 0.9), s.gold_total),
-                "<0.7": _prf(sum(r for c, r in pairs if c < 0.7), sum(1 for c, _ in pairs if c < 0.7), s.gold_total)}}
+                ">=0.9": _band(s, lambda c: c >= 0.9), "<0.7": _band(s, lambda c: c < 0.7)}}
+
+
+def _band(s: Scored, keep) -> dict:
+    """Precision of the written facts whose confidence ``keep`` accepts."""
+    mine = [(p, r) for p, r, _ in s.predicted if keep(p.confidence)]
+    right = sum(r for _, r in mine)
+    return {"precision": round(right / len(mine), 4) if mine else 0.0, "predicted": len(mine), "right": right}
 
 
 def agreement(first: Sequence[GoldPost], second: Sequence[GoldPost]) -> dict:
@@ -185,8 +201,7 @@ def extract_facts(posts: Sequence[dict], cfg, extractor=None, batch_size: int = 
 
     extractor = extractor or make_extractor(cfg)
     ents, rels = extractor.known_types()
-    schema = LabelSchema()
-    schema.extend(ents, rels)
+    schema = LabelSchema().extended(ents, rels)
     parsed = [parse_post(json.dumps({"id": p["id"], "text": p["text"], "created_at": "2026-01-01T00:00:00Z",
                                      "author": p.get("author", "@someone"), "source": "benchmark"}))
               for p in posts]
@@ -204,47 +219,91 @@ def extract_facts(posts: Sequence[dict], cfg, extractor=None, batch_size: int = 
     return out
 
 
-def fit_calibration(cfg, posts: list[dict], gold: list[GoldPost], out: Path, progress: bool = True):
-    """Fit the fact calibration on the dev half's candidate facts (every entity pair the production
-    extractor considers, marked right when it is a gold fact) and save it to ``out``."""
-    from extractors.fact_calibration import fit
-    from graph_store.records import canonical_key
-    from pipeline.runtime import make_extractor
-    from pipeline.worker import extraction_input
+def _inputs(posts: Sequence[dict], gold_spans: dict[str, GoldPost] | None = None) -> list:
+    """Extraction inputs as the worker builds them; with ``gold_spans`` the posts carry their gold
+    entities (pairs of gold spans, for training the fact head on every labelled pair)."""
+    from dataclasses import replace
+
+    from extractors.base import EntityMention
     from pipeline.post import parse_post
-    from extractors.schema import relation_type_of
+    from pipeline.worker import extraction_input
+
+    out = []
+    for p in posts:
+        item = extraction_input(parse_post(json.dumps({"id": p["id"], "text": p["text"], "author": "@someone",
+                                                       "created_at": "2026-01-01T00:00:00Z", "source": "benchmark"})))
+        if gold_spans is not None:
+            ents = tuple(EntityMention(t, ty, s0, s1, 1.0) for t, ty, s0, s1 in gold_spans[p["id"]].mentions)
+            item = replace(item, entities=ents)
+        out.append(item)
+    return out
+
+
+def labelled_candidates(extractor, posts: Sequence[dict], gold: dict[str, GoldPost], gold_spans: bool = False,
+                        desc: str = "candidates", progress: bool = True) -> list[tuple[str, object, str]]:
+    """(post id, candidate, gold label) for every pair the production extractor considers on ``posts``
+    (its own spans; or, with ``gold_spans``, the gold entities)."""
+    from graph_store.records import canonical_key
+
+    out = []
+    bar = tqdm(total=len(posts), desc=desc, unit="post", disable=not progress)
+    for i in range(0, len(posts), 32):
+        chunk = posts[i:i + 32]
+        for p, cands in zip(chunk, extractor.candidates(_inputs(chunk, gold if gold_spans else None))):
+            g = gold[p["id"]]
+            for c in cands:
+                out.append((p["id"], c, g.label_of(canonical_key(c.head.type, c.head.text),
+                                                   canonical_key(c.tail.type, c.tail.text))))
+        bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+def fit_fact_model(cfg, out: Path, progress: bool = True):
+    """Fit the shipped fact model: the fact head on the labelled *train* posts (pairs of predicted and
+    of gold spans), then the calibration on the *dev* half's candidates read through that head."""
+    import numpy as np
+
     from extractors.datasets import NO_RELATION
+    from extractors.fact_calibration import FactModel, fit, fit_head
+    from pipeline.runtime import make_extractor
 
     raw = cfg.model_copy(update={"extractor": cfg.extractor.model_copy(update={"calibration": "off"})})
     extractor = make_extractor(raw)
-    dev = {g.id: g for g in gold if g.split == "dev"}
-    mine = [p for p in posts if p["id"] in dev]
-    rows, right, relations, groups = [], [], [], []
-    bar = tqdm(total=len(mine), desc="candidates", unit="post", disable=not progress)
-    for i in range(0, len(mine), 32):
-        chunk = [parse_post(json.dumps({"id": p["id"], "text": p["text"], "created_at": "2026-01-01T00:00:00Z",
-                                        "author": "@someone", "source": "benchmark"})) for p in mine[i:i + 32]]
-        for post, cands in zip(chunk, extractor.candidates([extraction_input(p) for p in chunk])):
-            facts = gold_facts(dev[post.id])
-            for c in cands:
-                if c.label == NO_RELATION:
-                    continue
-                fact = Fact(canonical_key(c.head.type, c.head.text), relation_type_of(c.label),
-                            canonical_key(c.tail.type, c.tail.text)).canonical()
-                rows.append(c.features)
-                right.append(fact in facts)
-                relations.append(c.label)
-                groups.append(post.id)
-        bar.update(len(chunk))
-    bar.close()
-    calibrator = fit(rows, right, relations, groups, extractor.version)
-    calibrator.info.update({"fitted_on": "benchmarks/data/end_to_end/gold.jsonl, dev half",
-                            "posts": len(mine), "script": "python -m benchmarks.end_to_end --fit"})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    calibrator.save(out)
-    log.info("fact calibration: %d candidates (%d right), C=%s -> %s", len(rows), sum(right),
+    extractor.keep_representations = True
+    train_posts = read_jsonl(TRAIN_POSTS)
+    train_gold = {g.id: g for g in load_gold(TRAIN_GOLD, TRAIN_POSTS)}
+    train_posts = [p for p in train_posts if p["id"] in train_gold]
+    rows = (labelled_candidates(extractor, train_posts, train_gold, desc="train pairs (predicted spans)",
+                                progress=progress)
+            + labelled_candidates(extractor, train_posts, train_gold, gold_spans=True,
+                                  desc="train pairs (gold spans)", progress=progress))
+    labels = extractor._models.mre.labels
+    head = fit_head(np.stack([c.representation for _, c, _ in rows]), [lab for _, _, lab in rows],
+                    [pid for pid, _, _ in rows], labels, extractor.version)
+    head.info.update({"trained_on": f"{TRAIN_GOLD.relative_to(HERE.parents[2])} ({len(train_posts)} posts)",
+                      "script": "python -m benchmarks.end_to_end --fit"})
+    extractor._fact_head = head
+    extractor.keep_representations = False
+    dev = {g.id: g for g in load_gold(GOLD) if g.split == "dev"}
+    dev_posts = [p for p in read_jsonl(POSTS) if p["id"] in dev]
+    if VAL_GOLD.exists():  # labelled posts of the val splits: never trained on, so calibration data too
+        dev |= {g.id: g for g in load_gold(VAL_GOLD, VAL_POSTS)}
+        dev_posts += [p for p in read_jsonl(VAL_POSTS) if p["id"] in dev]
+    cands = [(pid, c, lab) for pid, c, lab in labelled_candidates(extractor, dev_posts, dev, desc="dev candidates",
+                                                                   progress=progress) if c.label != NO_RELATION]
+    calibrator = fit([c.features for _, c, _ in cands], [c.label == lab for _, c, lab in cands],
+                     [c.label for _, c, _ in cands], [pid for pid, _, _ in cands], extractor.version)
+    calibrator.info.update({"fitted_on": f"{GOLD.relative_to(HERE.parents[2])} dev half and "
+                                         f"{VAL_GOLD.relative_to(HERE.parents[2])} ({len(dev_posts)} posts)",
+                            "script": "python -m benchmarks.end_to_end --fit"})
+    out.mkdir(parents=True, exist_ok=True)
+    head.save(out)
+    calibrator.save(out / "calibration.json")
+    log.info("fact model: head on %d train pairs; calibration on %d dev candidates (%d right), C=%s -> %s",
+             len(rows), len(cands), sum(calibrator_row[2] for calibrator_row in calibrator.dev_rows),
              calibrator.info["C"], out)
-    return calibrator
+    return FactModel(head, calibrator)
 
 
 def plot_reliability(curves: dict[str, list[dict]], path: Path) -> None:
@@ -320,9 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     posts = read_jsonl(POSTS)
     gold = load_gold(args.gold)
     if args.fit:
-        from extractors.fact_calibration import SHIPPED_CALIBRATION
+        from extractors.fact_calibration import SHIPPED_FACTS
 
-        fit_calibration(cfg, posts, gold, SHIPPED_CALIBRATION)
+        fit_fact_model(cfg, SHIPPED_FACTS)
     result = {"git": _git(), "posts": {"all": len(gold), "dev": sum(g.split == "dev" for g in gold),
                                        "test": sum(g.split == "test" for g in gold)},
               "settings": cfg.extractor.model_dump(mode="json"), "metrics": {}}

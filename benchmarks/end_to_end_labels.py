@@ -44,6 +44,14 @@ class GoldPost:
     split: str
     entities: frozenset[str]  # graph keys
     facts: frozenset[GoldFact]  # canonical
+    mentions: tuple[tuple[str, str, int, int], ...] = ()  # (text, type, start, end): first occurrence
+
+    def label_of(self, head: str, tail: str) -> str:
+        """The gold relation from graph key ``head`` to ``tail`` (either order for a symmetric one), or "None"."""
+        for f in self.facts:
+            if (f.head, f.tail) == (head, tail) or (f.relation in SYMMETRIC and (f.tail, f.head) == (head, tail)):
+                return f.relation
+        return "None"
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -92,7 +100,9 @@ def gold_post(label: dict, post: dict) -> GoldPost:
     key = {name: canonical_key(t, name) for name, t in types.items()}
     facts = frozenset(GoldFact(key[f["head"]], f["relation"], key[f["tail"]]).canonical()
                       for f in label["facts"] if key[f["head"]] != key[f["tail"]])
-    return GoldPost(post["id"], post["text"], post.get("split", ""), frozenset(key.values()), facts)
+    text = post["text"]
+    mentions = tuple((name, t, text.index(name), text.index(name) + len(name)) for name, t in types.items())
+    return GoldPost(post["id"], text, post.get("split", ""), frozenset(key.values()), facts, mentions)
 
 
 def load_gold(labels_path: Path, posts_path: Path = POSTS) -> list[GoldPost]:

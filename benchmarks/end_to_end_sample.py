@@ -12,6 +12,8 @@ Each post is assigned to the ``dev`` half (anything may be chosen on it) or the
 a second labeller labels independently for the agreement figure.
 
     python -m benchmarks.end_to_end_sample --data ../shared/data --out benchmarks/data/end_to_end/posts.jsonl
+    python -m benchmarks.end_to_end_sample --pool train --per-source 600 --out benchmarks/data/end_to_end/train_posts.jsonl
+    python -m benchmarks.end_to_end_sample --pool val --per-source 400 --out benchmarks/data/end_to_end/val_posts.jsonl
 """
 from __future__ import annotations
 
@@ -78,6 +80,22 @@ def draw(data: Path, per_source: int, double: int, seed: int) -> list[dict]:
     return posts
 
 
+def draw_pool(data: Path, pool: str, per_source: int, seed: int, exclude: set[str]) -> list[dict]:
+    """Posts from the ``train`` splits' text (what the fact head learns from) or the ``val`` splits'
+    (never trained on: with the dev half, what the fact calibration is fitted on); never a text of
+    the test pool or of another split."""
+    rng = random.Random(seed)
+    files = {"train": ("mnre/mnre_train.txt", "twitter2017/train.txt"),
+             "val": ("mnre/mnre_val.txt", "twitter2017/valid.txt")}[pool]
+    posts = []
+    for source, texts in ((f"mnre_{pool}", _mnre(data / files[0])), (f"twitter2017_{pool}", _conll(data / files[1]))):
+        fresh = sorted({_key(t): t for t in texts if _key(t) not in exclude and len(t.split()) >= 4}.values())
+        for i, text in enumerate(rng.sample(fresh, per_source)):
+            posts.append({"id": f"{source}-{i:04d}", "source": source, "text": text, "split": pool})
+    rng.shuffle(posts)
+    return posts
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -85,8 +103,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--per-source", type=int, default=220)
     ap.add_argument("--double", type=int, default=100, help="posts labelled twice, independently")
     ap.add_argument("--seed", type=int, default=31)
+    ap.add_argument("--pool", choices=["test", "train", "val"], default="test",
+                    help="test: the benchmark's labelled set; train / val: the fact head's and the calibration's")
     args = ap.parse_args(argv)
-    posts = draw(args.data, args.per_source, args.double, args.seed)
+    if args.pool != "test":
+        test = {_key(t) for t in _mnre(args.data / "mnre/mnre_test.txt") + _conll(args.data / "twitter2017/test.txt")}
+        if args.pool == "val":  # a text also in a train split was trained on
+            test |= {_key(t) for t in _mnre(args.data / "mnre/mnre_train.txt") + _conll(args.data / "twitter2017/train.txt")}
+        posts = draw_pool(args.data, args.pool, args.per_source, args.seed, test)
+    else:
+        posts = draw(args.data, args.per_source, args.double, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in posts), encoding="utf-8")
     print(f"{len(posts)} posts -> {args.out}")

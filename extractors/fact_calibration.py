@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-SHIPPED_CALIBRATION = Path(__file__).resolve().parent / "shipped" / "fact_calibration.json"
+SHIPPED_FACTS = Path(__file__).resolve().parent / "shipped" / "facts"
 MIN_RELATION_SUPPORT = 15  # dev candidates of a relation before it gets its own threshold
 
 
@@ -77,6 +77,65 @@ class FactCalibrator:
         d = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(d["models"], list(d["names"]), [float(w) for w in d["weights"]], float(d["bias"]),
                    [(str(r), float(p), bool(y)) for r, p, y in d["dev_rows"]], d.get("info", {}))
+
+
+@dataclass
+class FactHead:
+    """Which relation, if any, a pair of a post really stands in, by the labelling guideline.
+
+    A multinomial logistic regression over the relation model's own pair vector
+    ``[h_CLS ; h_head ; h_tail]`` (its encoder stays as shipped), trained on
+    every pair of predicted and gold spans of real posts labelled by
+    docs/LABELLING.md (``None`` for every pair without a fact). The relation
+    model learned MNRE's conventions, where co-mentioned people are ``peer``
+    and a place list is ``contain``; the head relearns the decision, not the
+    representation."""
+
+    models: str  # the "mner+mre" versions whose vectors it reads
+    labels: list[str]
+    weight: "object"  # numpy (labels, dim)
+    bias: "object"  # numpy (labels,)
+    info: dict = field(default_factory=dict)
+
+    def probabilities(self, vectors):
+        import numpy as np
+
+        z = np.asarray(vectors, dtype=np.float32) @ self.weight.T + self.bias
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def save(self, folder: Path) -> None:
+        from safetensors.numpy import save_file
+
+        save_file({"weight": self.weight.astype("float32"), "bias": self.bias.astype("float32")},
+                  str(folder / "head.safetensors"))
+        (folder / "head.json").write_text(json.dumps({"models": self.models, "labels": self.labels,
+                                                      "info": self.info}, indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> "FactHead":
+        from safetensors.numpy import load_file
+
+        meta = json.loads((folder / "head.json").read_text(encoding="utf-8"))
+        tensors = load_file(str(folder / "head.safetensors"))
+        return cls(meta["models"], list(meta["labels"]), tensors["weight"], tensors["bias"], meta.get("info", {}))
+
+
+@dataclass
+class FactModel:
+    """What decides facts for one pair of model versions: the fact head (optional) and the calibration,
+    saved together in one folder (``head.safetensors``, ``head.json``, ``calibration.json``)."""
+
+    head: FactHead | None
+    calibrator: FactCalibrator | None
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "FactModel":
+        folder = Path(folder)
+        head = FactHead.load(folder) if (folder / "head.json").exists() else None
+        cal = folder / "calibration.json"
+        return cls(head, FactCalibrator.load(cal) if cal.exists() else None)
 
 
 def precision_threshold(rows: Sequence[tuple[float, bool]], target: float, min_facts: int = 5) -> float:
@@ -126,3 +185,36 @@ def fit(rows: Sequence[dict[str, float]], right: Sequence[bool], relations: Sequ
                           [(rel, round(float(p), 5), bool(t)) for rel, p, t in zip(relations, probs, y)],
                           {"C": c, "cv_log_loss": {str(k): round(v, 4) for k, v in scores.items()},
                            "folds": folds, "candidates": len(y), "right": int(y.sum())})
+
+
+def fit_head(vectors, labels: Sequence[str], groups: Sequence[str], label_space: Sequence[str], models: str,
+             folds: int = 4, seed: int = 0) -> FactHead:
+    """The fact head on labelled pair vectors; its regularisation chosen by grouped cross-validation
+    (log-loss) on the same training posts, never on the dev or test halves."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import GroupKFold
+
+    space = list(label_space)
+    y = np.array([space.index(lab) for lab in labels])
+    x = np.asarray(vectors, dtype=np.float32)
+    splits = list(GroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y, groups))
+    scores = {}
+    for c in (0.001, 0.003, 0.01, 0.03, 0.1):
+        losses = []
+        for tr, te in splits:
+            model = LogisticRegression(C=c, max_iter=500).fit(x[tr], y[tr])
+            proba = np.zeros((len(te), len(space)))
+            proba[:, model.classes_] = model.predict_proba(x[te])
+            losses.append(log_loss(y[te], np.clip(proba, 1e-6, 1), labels=list(range(len(space)))))
+        scores[c] = float(np.mean(losses))
+    c = min(scores, key=scores.get)
+    model = LogisticRegression(C=c, max_iter=1000).fit(x, y)
+    weight = np.full((len(space), x.shape[1]), 0.0, dtype=np.float32)
+    bias = np.full(len(space), -30.0, dtype=np.float32)  # a label no training pair had: never predicted
+    weight[model.classes_] = model.coef_
+    bias[model.classes_] = model.intercept_
+    counts = {space[i]: int((y == i).sum()) for i in sorted(set(y.tolist()))}
+    return FactHead(models, space, weight, bias, {"C": c, "cv_log_loss": {str(k): round(v, 4) for k, v in
+                                                                          scores.items()}, "pairs": counts})

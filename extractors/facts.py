@@ -40,6 +40,7 @@ class PairCandidate:
     top_label: str  # the MRE's own argmax over every label (what the uncalibrated path writes)
     top_probability: float
     features: dict[str, float] = field(default_factory=dict)
+    representation: object = None  # the MRE's pair vector, kept only when fitting the fact head
 
 
 def _word_index(words: Sequence[tuple], char: int) -> int:
@@ -47,9 +48,11 @@ def _word_index(words: Sequence[tuple], char: int) -> int:
 
 
 def pair_candidate(text: str, head: tuple, tail: tuple, labels: Sequence[str], probs: Sequence[float],
-                   reverse: Sequence[float] | None, n_entities: int) -> PairCandidate:
-    """The candidate for ``head`` -> ``tail`` ((first word, end word, mention) each) from the MRE's
-    label probabilities ``probs`` (and those of the reverse pair, when there is one)."""
+                   reverse: Sequence[float] | None, n_entities: int,
+                   raw: tuple[Sequence[str], Sequence[float]] | None = None) -> PairCandidate:
+    """The candidate for ``head`` -> ``tail`` ((first word, end word, mention) each) from the label
+    probabilities ``probs`` (the fact head's, or the MRE's when there is none; and those of the reverse
+    pair, when there is one). ``raw``: the MRE's own labels and probabilities beside the fact head's."""
     hs, he, hm = head
     ts, te, tm = tail
     allowed = [i for i, lab in enumerate(labels) if lab != NO_RELATION and implied_types(lab) in
@@ -72,6 +75,8 @@ def pair_candidate(text: str, head: tuple, tail: tuple, labels: Sequence[str], p
     }
     if reverse is not None and best is not None:
         feats["reverse_p"] = reverse[best]
+    if raw is not None and label in raw[0]:
+        feats["logit_mre"] = logit(raw[1][list(raw[0]).index(label)])
     if label != NO_RELATION:
         feats[f"rel={label}"] = 1.0
         feats.update(place_features(label, hm, tm))

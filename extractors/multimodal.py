@@ -29,7 +29,7 @@ from .datasets import REExample
 from .facts import FactDecider, PairCandidate, pair_candidate
 from .normalise import normalise_text
 from .device import autocast, default_batch, resolve_device
-from .fact_calibration import FactCalibrator
+from .fact_calibration import FactModel
 from .features import encode_re
 from .datasets import NO_RELATION, OUTSIDE
 from .kinds import MNER, MRE
@@ -82,7 +82,10 @@ class MultimodalExtractor(Extractor):
         self.normalise = normalise  # HTML entities, URLs, retweet markers (extractors.normalise)
         self.target_precision = target_precision  # calibrated: per-relation thresholds reaching it on dev
         self.schema_rules = schema_rules  # symmetric relations once, the gazetteer's veto on CONTAIN
-        self._calibrator = FactCalibrator.load(calibration) if calibration else None
+        facts = FactModel.load(calibration) if calibration else None  # fact head + calibration, or none
+        self._fact_head = facts.head if facts is not None else None
+        self._calibrator = facts.calibrator if facts is not None else None
+        self.keep_representations = False  # candidates() for fitting the fact head keeps the pair vectors
         self.span_threshold = span_threshold  # tagged spans below it are recorded as uncertain
         self.max_uncertain = max_uncertain_per_post  # per post and kind (pairs, spans); 0: record none
         self.device = resolve_device(device)
@@ -196,12 +199,18 @@ class MultimodalExtractor(Extractor):
                 pair_examples.append(REExample(tuple(sentences[b]), head[:2], tail[:2], NO_RELATION))
                 pair_refs.append((b, head, tail))
             results.append(ext)
-        probs = self._relate(m, pair_examples, pair_refs, pixels, has_image)
+        probs, reps = self._relate(m, pair_examples, pair_refs, pixels, has_image)
+        head = self._fact_head if self._fact_head is not None and self._fact_head.models == m.version else None
+        verdicts = head.probabilities(reps) if head is not None and len(reps) else None
+        labels = head.labels if head is not None else m.mre.labels
+        scores = verdicts.tolist() if verdicts is not None else probs
         candidates: list[list[PairCandidate]] = [[] for _ in chunk]
-        by_pair = {(b, h[2], t[2]): p for (b, h, t), p in zip(pair_refs, probs)}
-        for (b, head, tail), p in zip(pair_refs, probs):
-            reverse = by_pair.get((b, tail[2], head[2]))
-            cand = pair_candidate(texts[b], head, tail, m.mre.labels, p, reverse, len(results[b].entities))
+        by_pair = {(b, h[2], t[2]): p for (b, h, t), p in zip(pair_refs, scores)}
+        for n, (b, hd, tl) in enumerate(pair_refs):
+            reverse = by_pair.get((b, tl[2], hd[2]))
+            cand = pair_candidate(texts[b], hd, tl, labels, scores[n], reverse, len(results[b].entities),
+                                  raw=(m.mre.labels, probs[n]) if verdicts is not None else None)
+            cand.representation = reps[n] if self.keep_representations else None
             candidates[b].append(cand)
         return results, candidates
 
@@ -236,9 +245,11 @@ class MultimodalExtractor(Extractor):
 
     def _relate(self, m: _Models, examples: list[REExample], refs, pixels, has_image):
         if not examples:
-            return []
+            return [], []
         batch = encode_re(m.mre_task.tokenizer, examples, None, m.mre_task.max_len)
         if pixels is not None:  # one vision pass per post, shared by its pairs
             batch.pixels, batch.has_image = pixels, has_image
             batch.image_index = torch.tensor([b for b, _, _ in refs])
-        return m.mre(batch.to(self.device)).float().softmax(-1).cpu().tolist()
+        h_text, h_vision, _ = m.mre.representations(batch.to(self.device))
+        probs = m.mre.classifier(h_text, h_vision).float().softmax(-1).cpu().tolist()
+        return probs, h_text.float().cpu().numpy()

@@ -80,13 +80,13 @@ def make_extractor(cfg: Config) -> Extractor:
 
 
 def fact_calibration(setting: str) -> Path | None:
-    """The calibration file ``extractor.calibration`` names: the shipped one for ``auto``, none for ``off``."""
+    """The fact model folder ``extractor.calibration`` names: the shipped one for ``auto``, none for ``off``."""
     if setting == "off":
         return None
     if setting == "auto":
-        from extractors.fact_calibration import SHIPPED_CALIBRATION
+        from extractors.fact_calibration import SHIPPED_FACTS
 
-        return SHIPPED_CALIBRATION if SHIPPED_CALIBRATION.exists() else None
+        return SHIPPED_FACTS if SHIPPED_FACTS.exists() else None
     path = Path(setting)
     if not path.exists():
         raise FileNotFoundError(f"extractor.calibration: {path} does not exist")

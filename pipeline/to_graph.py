@@ -7,6 +7,7 @@ written; the graph store validates again before building Cypher.
 from __future__ import annotations
 
 from extractors.base import EntityMention, Extraction
+from extractors.schema import SYMMETRIC_TYPES
 from graph_store.records import EntityRow, FactRow, GraphBatch, PostRow, Provenance, canonical_key, clean_name
 from graph_store.schema import LabelSchema
 
@@ -45,7 +46,10 @@ def add_post(batch: GraphBatch, post: Post, extraction: Extraction, model_versio
         head, tail = entity(rel.head), entity(rel.tail)
         if head is None or tail is None or head == tail:
             continue
-        facts.append(FactRow(head, rel.head.type, rel.type, tail, rel.tail.type,
+        head_type, tail_type = rel.head.type, rel.tail.type
+        if rel.type in SYMMETRIC_TYPES and tail < head:  # one edge per pair: the smaller key is the head
+            head, tail, head_type, tail_type = tail, head, tail_type, head_type
+        facts.append(FactRow(head, head_type, rel.type, tail, tail_type,
                              Provenance(post.id, seen, rel.source_version or model_version, rel.confidence),
                              zero_shot=rel.zero_shot))
     batch.entities.extend(entities)
