@@ -24,7 +24,7 @@ from typing import Sequence
 
 from .datasets import OUTSIDE, NERExample
 from .normalise import normalise_text
-from .spans import words_with_offsets
+from .spans import find_name, words_with_offsets
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def tagged_words(text: str, entities: Sequence[tuple[str, str]]) -> NERExample:
     words = words_with_offsets(norm) or [(norm[:1], 0, 1)]
     tags = [OUTSIDE] * len(words)
     for name, etype in sorted(entities, key=lambda e: -len(e[0])):
-        start = norm.find(name)
+        start = find_name(norm, name)
         while start >= 0:
             end = start + len(name)
             idx = [i for i, (w, c0, c1) in enumerate(words) if c0 < end and c1 > start and w != "#"]
@@ -48,7 +48,7 @@ def tagged_words(text: str, entities: Sequence[tuple[str, str]]) -> NERExample:
                 tags[idx[0]] = f"B-{etype}"
                 for i in idx[1:]:
                     tags[i] = f"I-{etype}"
-            start = norm.find(name, end)
+            start = find_name(norm, name, end)
     return NERExample(tuple(w for w, _, _ in words), tuple(tags))
 
 

@@ -48,3 +48,10 @@ def implied_types(name: str) -> tuple[str, str] | None:
     if len(parts) == 3:
         return parts[0].upper(), parts[1].upper()
     return None
+
+
+def label_for(graph_type: str, head_type: str, tail_type: str) -> str:
+    """The model label a graph relationship type between two entity types stands for
+    (``MEMBER_OF``, PER, ORG -> ``/per/org/member_of``); the type itself when no label fits."""
+    name = f"/{head_type.lower()}/{tail_type.lower()}/{graph_type.lower()}"
+    return name if name in MNRE_RELATIONS else graph_type

@@ -28,6 +28,15 @@ def word_span(words: Sequence[Word], start: int, end: int) -> tuple[int, int] | 
     return (idx[0], idx[-1] + 1) if idx else None
 
 
+def find_name(text: str, name: str, start: int = 0) -> int:
+    """Where ``name`` occurs in ``text`` at or after ``start`` as a whole name (not inside a longer
+    word: "Miyu" is not found in "@FollowingMiyu"), else the first plain occurrence, else -1."""
+    left = r"(?<!\w)" if name[:1].isalnum() or name[:1] == "_" else ""
+    right = r"(?!\w)" if name[-1:].isalnum() or name[-1:] == "_" else ""
+    found = re.compile(left + re.escape(name) + right).search(text, start)
+    return found.start() if found else text.find(name, start)
+
+
 def joined_tokens(tokens: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
     """The tokens joined by single spaces, and each token's [start, end) characters in that text."""
     offsets, pos = [], 0

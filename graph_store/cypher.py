@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .records import GraphBatch, InferredFact, aggregate_entities, aggregate_facts
 from .schema import (
-    CANDIDATE_RELATION, CANDIDATE_TYPE, ENTITY, ENTITY_PROVENANCE, EXAMPLE, FACT_PROVENANCE, INFERRED, MENTIONS,
+    CANDIDATE_RELATION, CANDIDATE_TYPE, CORRECTION, ENTITY, ENTITY_PROVENANCE, EXAMPLE, FACT_PROVENANCE, INFERRED, MENTIONS,
     POST, ZERO_SHOT, LabelSchema, NodeKind, SchemaViolation,
 )
 
@@ -35,6 +35,9 @@ _PROV_ON_MATCH = (
 )
 _POSTS_ON_MATCH = ", {v}.post_ids = {v}.post_ids + [p IN r.post_ids WHERE NOT p IN {v}.post_ids] "
 _ENDS = f"UNWIND $rows AS r MATCH (h:{_E} {{{_EKEY}: r.head}}) MATCH (t:{_E} {{{_EKEY}: r.tail}}) "
+# a fact a person rejected or fixed (graph_store.corrections) is never written again, by any post
+_NOT_CORRECTED = (f"OPTIONAL MATCH (c:{CORRECTION.label} {{{CORRECTION.key[0]}: r.correction}}) "
+                  "WITH h, t, r, c WHERE c IS NULL ")
 
 
 def entity_statement(label: str) -> str:
@@ -49,6 +52,16 @@ def entity_statement(label: str) -> str:
     )
 
 
+# Belief across posts: each independence key not yet on the edge multiplies in (1 - its confidence);
+# computed from the edge as it was before this write, then stored (the same for a new edge: no evidence).
+_BELIEF = (
+    "WITH e, r, reduce(m = coalesce(e.belief_miss, 1.0), i IN range(0, size(r.evidence) - 1) | "
+    "CASE WHEN r.evidence[i] IN coalesce(e.evidence, []) THEN m ELSE m * (1.0 - r.evidence_conf[i]) END) AS miss, "
+    "[k IN r.evidence WHERE NOT k IN coalesce(e.evidence, [])] AS fresh "
+    "SET e.belief_miss = miss, e.belief = 1.0 - miss, e.evidence = coalesce(e.evidence, []) + fresh"
+)
+
+
 def fact_statement(rel_type: str) -> str:
     # ``inferred: false`` is part of the pattern, so an extracted fact and a
     # completion's guess for the same (head, type, tail) are two distinct
@@ -56,20 +69,23 @@ def fact_statement(rel_type: str) -> str:
     # the triple is taken over: it becomes the supervised fact (the flag goes,
     # its posts and the scorer's version stay in the provenance).
     return (
-        _ENDS + f"MERGE (h)-[e:{rel_type} {{{INFERRED}: false}}]->(t) "
+        _ENDS + _NOT_CORRECTED + f"MERGE (h)-[e:{rel_type} {{{INFERRED}: false}}]->(t) "
         + _prov_on_create(FACT_PROVENANCE, "e")
-        + _PROV_ON_MATCH.format(v="e") + _POSTS_ON_MATCH.format(v="e") + f", e.{ZERO_SHOT} = null"
+        + _PROV_ON_MATCH.format(v="e") + _POSTS_ON_MATCH.format(v="e") + f", e.{ZERO_SHOT} = null "
+        + _BELIEF
     )
 
 
 def zero_shot_fact_statement(rel_type: str) -> str:
     """Upsert facts the zero-shot scorer labelled; a triple a supervised model already wrote is left alone."""
     return (
-        _ENDS + f"OPTIONAL MATCH (h)-[x:{rel_type}]->(t) WHERE x.{INFERRED} = false AND x.{ZERO_SHOT} IS NULL "
+        _ENDS + _NOT_CORRECTED
+        + f"OPTIONAL MATCH (h)-[x:{rel_type}]->(t) WHERE x.{INFERRED} = false AND x.{ZERO_SHOT} IS NULL "
         "WITH h, t, r, count(x) AS supervised WHERE supervised = 0 "
         f"MERGE (h)-[e:{rel_type} {{{INFERRED}: false, {ZERO_SHOT}: true}}]->(t) "
         + _prov_on_create(FACT_PROVENANCE, "e")
-        + _PROV_ON_MATCH.format(v="e") + _POSTS_ON_MATCH.format(v="e")
+        + _PROV_ON_MATCH.format(v="e") + _POSTS_ON_MATCH.format(v="e") + " "
+        + _BELIEF
     )
 
 

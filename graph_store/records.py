@@ -31,6 +31,19 @@ def clean_name(name: str) -> str:
     return _SPACE.sub(" ", invisible_free(name)).strip()
 
 
+_RETWEET = re.compile(r"^\s*RT\s+@\w+\s*:?\s*")
+_URL = re.compile(r"(?:https?://|www\.)\S+")
+
+
+def evidence_key(text: str) -> str:
+    """Which posts are one piece of evidence: a retweet (``RT @who: ...``), an exact copy, or a copy
+    differing only in case, spacing or links shares its original's key; other posts are independent."""
+    import hashlib
+
+    norm = _SPACE.sub(" ", _URL.sub(" ", _RETWEET.sub("", invisible_free(text)))).strip().casefold()
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()[:16]
+
+
 def canonical_key(entity_type: str, name: str) -> str:
     """Node identity: type plus a normalised surface form (``PER:barack obama``)."""
     norm = unicodedata.normalize("NFKC", invisible_free(name)).casefold()
@@ -66,6 +79,7 @@ class FactRow:
     tail_type: str
     prov: Provenance
     zero_shot: bool = False  # labelled by the zero-shot scorer (prov.model_version names it)
+    evidence: str = ""  # the post's independence key (evidence_key); "" counts as the post id
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,23 @@ def aggregate_facts(rows: list[FactRow]) -> dict[str, list[dict]]:
     for row in rows:
         groups.setdefault(row.relation, {}).setdefault((row.head_key, row.tail_key), []).append(row)
     return {
-        rel: [{"head": h, "tail": t, **_merge_prov(by_pair[(h, t)], True)} for h, t in sorted(by_pair)]
+        rel: [{"head": h, "tail": t, **_merge_prov(by_pair[(h, t)], True), **_evidence(by_pair[(h, t)]),
+               "correction": correction_id(h, rel, t)}
+              for h, t in sorted(by_pair)]
         for rel, by_pair in sorted(groups.items())
     }
+
+
+def correction_id(head: str, relation: str, tail: str) -> str:
+    """The id of a person's correction of one fact (graph_store.corrections); writes check it."""
+    return f"{head}|{relation}|{tail}"
+
+
+def _evidence(rows: list[FactRow]) -> dict:
+    """The batch's independent evidence for one fact: each key once, with its most confident post."""
+    best: dict[str, float] = {}
+    for row in rows:
+        key = row.evidence or f"post:{row.prov.post_id}"
+        best[key] = max(best.get(key, 0.0), row.prov.confidence)
+    keys = sorted(best)
+    return {"evidence": keys, "evidence_conf": [best[k] for k in keys]}

@@ -83,6 +83,10 @@ class RelKind:
 # batch, and every worker would queue on that node's lock to do it.
 ENTITY_PROVENANCE: tuple[str, ...] = ("first_seen", "last_seen", "confidence", "model_version", "model_versions")
 FACT_PROVENANCE: tuple[str, ...] = ("post_ids", *ENTITY_PROVENANCE)
+# Belief across posts (graph_store.cypher.fact_statement): ``evidence`` lists the independence keys of
+# the posts behind an extracted fact (a retweet or an exact copy shares its original's key), and
+# ``belief = 1 - belief_miss`` is the noisy-or of their calibrated confidences, one per key.
+FACT_BELIEF: tuple[str, ...] = ("belief", "belief_miss", "evidence")
 
 # The flag that keeps extracted facts (false) and the completion model's
 # predictions (true) apart: it is part of the MERGE pattern of both.
@@ -124,16 +128,26 @@ CANDIDATE_TYPE = NodeKind(
     "CandidateType", ("id",), _CANDIDATE_PROPERTIES, "candidate_type",
     "A recurring pattern among untyped spans: an entity type the schema may lack (continual.candidates).")
 
-NODES: tuple[NodeKind, ...] = (ENTITY, POST, SCHEMA_CLASS, CANDIDATE_RELATION, CANDIDATE_TYPE)
+CORRECTION = NodeKind(
+    "Correction", ("id",),
+    ("head", "relation", "tail", "decision", "fixed_to", "decided_by", "decided_at", "reason", "post_ids",
+     "confidence", "belief", "model_versions"),
+    "correction",
+    "A person's decision on one extracted fact (graph_store.corrections): ``rejected`` or ``fixed`` "
+    "(to ``fixed_to``), by whom and when, with the evidence the removed edge had. ``id`` is "
+    "``head|TYPE|tail``; no later extraction writes that fact again.")
+
+NODES: tuple[NodeKind, ...] = (ENTITY, POST, SCHEMA_CLASS, CANDIDATE_RELATION, CANDIDATE_TYPE, CORRECTION)
 
 MENTIONS = RelKind("MENTIONS", (POST.label,), (ENTITY.label,), ("model_version",),
                    "The post mentions the entity; the model version that saw it. An entity's provenance.")
 EXAMPLE = RelKind("EXAMPLE", (CANDIDATE_RELATION.label, CANDIDATE_TYPE.label), (POST.label,), (),
                   "An example post of a candidate.")
 FACT = RelKind(None, (ENTITY.label,), (ENTITY.label,),
-               tuple(dict.fromkeys((*FACT_PROVENANCE, *INFERRED_PROPERTIES, ZERO_SHOT))),
+               tuple(dict.fromkeys((*FACT_PROVENANCE, *FACT_BELIEF, *INFERRED_PROPERTIES, ZERO_SHOT))),
                "A fact between entities; its type is a relation type of the LabelSchema. Extracted facts have "
-               "inferred = false and provenance, the completion's predictions inferred = true and a score; "
+               "inferred = false, provenance and a belief (the noisy-or of their independent posts' "
+               "confidences), the completion's predictions inferred = true and a score; "
                "an extracted fact labelled by the zero-shot scorer also has zero_shot = true.")
 
 SAME_AS = RelKind("SAME_AS", (ENTITY.label,), (ENTITY.label,), ("confidence", "evidence", "decided_at", "run_id"),

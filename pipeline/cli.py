@@ -20,9 +20,11 @@ log = logging.getLogger("mkg")
 
 EXAMPLE_QUERY = (
     "MATCH (h:Entity)-[r]->(t:Entity) WHERE r.inferred = false "
-    "RETURN h.name AS head, type(r) AS relation, t.name AS tail, round(r.confidence * 100) / 100 AS confidence, "
-    "r.post_ids[0] AS post ORDER BY confidence DESC, head, tail LIMIT 12"
+    "RETURN h.name AS head, type(r) AS relation, t.name AS tail, round(r.belief * 100) / 100 AS belief, "
+    "size(r.post_ids) AS posts, r.post_ids[0] AS post ORDER BY belief DESC, head, tail LIMIT 12"
 )
+# every extracted fact with its post ids, for scoring the demo's graph against the sample's gold
+FACTS_WITH_POSTS = "MATCH (h:Entity)-[r]->(t:Entity) WHERE r.inferred = false RETURN h.key, type(r), t.key, r.post_ids"
 IMAGE_QUERY = (
     "MATCH (p:Post)-[:MENTIONS]->(h:Entity)-[r]->(t:Entity) WHERE p.id IN r.post_ids AND p.image IS NOT NULL "
     "RETURN p.id AS post, h.name AS head, type(r) AS relation, t.name AS tail, "
@@ -78,8 +80,20 @@ def cmd_demo(args) -> int:
         _print_table(graph.query(EXAMPLE_QUERY))
         print(f"\nFacts from posts with a photo:\n  {IMAGE_QUERY}\n")
         _print_table(graph.query(IMAGE_QUERY))
+        if not args.posts:
+            print(f"\n{_measured_against_gold(graph)}")
     print(f"\nDemo finished in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def _measured_against_gold(graph) -> str:
+    """The demo's facts scored against the sample stream's hand-labelled gold (docs/LABELLING.md)."""
+    from .labelled_facts import SAMPLE_GOLD, load_gold, score_graph_facts
+
+    m = score_graph_facts(graph.query(FACTS_WITH_POSTS).rows, load_gold(SAMPLE_GOLD, SAMPLE_STREAM))
+    return (f"Measured against the hand-labelled sample ({SAMPLE_GOLD.name}): precision {m['precision']:.2f} "
+            f"({m['right']} of {m['written']} facts right), recall {m['recall']:.2f} "
+            f"(of {m['gold']} facts the posts state)")
 
 
 def _extractor_versions(extractor) -> list[str]:
@@ -310,6 +324,43 @@ def cmd_unmerge(args) -> int:
     except KeyError as exc:
         print(f"mkg unmerge: {exc.args[0]}", file=sys.stderr)
         return 2
+    return 0
+
+
+def cmd_facts(args) -> int:
+    """Correct the graph by hand: reject or fix one extracted fact; list corrections; export them labelled."""
+    import getpass
+
+    from graph_store.corrections import CorrectionError, correct_fact, corrections_as_labels, list_corrections
+    from mkg_common.clock import utc_iso
+
+    from .runtime import open_graph
+
+    cfg = _load(args)
+    with open_graph(cfg) as graph:
+        graph.ensure_schema()
+        if args.action in ("reject", "fix"):
+            graph.schema = graph.schema.extended({args.head.split(":", 1)[0], args.tail.split(":", 1)[0]},
+                                                 {args.relation, *([args.to] if args.to else [])})
+            try:
+                done = correct_fact(graph, args.head, args.relation, args.tail, by=args.by or getpass.getuser(),
+                                    at=utc_iso(), reason=args.reason, fixed_to=args.to if args.action == "fix" else None)
+            except (CorrectionError, ValueError) as exc:
+                print(f"mkg facts {args.action}: {exc}", file=sys.stderr)
+                return 2
+            print(json.dumps(done.__dict__))
+        elif args.action == "list":
+            for c in list_corrections(graph):
+                print(json.dumps(c.__dict__))
+        else:  # export
+            from extractors.schema import label_for
+
+            rows = corrections_as_labels(graph, label_for)
+            with open(args.posts, "w", encoding="utf-8") as posts, open(args.labels, "w", encoding="utf-8") as labels:
+                for post, label in rows:
+                    posts.write(json.dumps(post, ensure_ascii=False) + "\n")
+                    labels.write(json.dumps(label, ensure_ascii=False) + "\n")
+            print(json.dumps({"labelled_posts": len(rows), "posts": args.posts, "labels": args.labels}))
     return 0
 
 
@@ -551,6 +602,38 @@ def _add_complete(sub) -> None:
     p.set_defaults(func=cmd_complete)
 
 
+def _add_facts(sub) -> None:
+    p = sub.add_parser("facts", help="correct the graph: reject or fix one extracted fact, list or export corrections",
+                       description="reject: remove one extracted fact and record who rejected it, when and why; "
+                                   "fix: replace its relation (the posts stay its evidence). Either way no later "
+                                   "extraction, of the same post or any other, writes the fact again. list: every "
+                                   "correction. export: the corrections as labelled posts (docs/LABELLING.md format: "
+                                   "a rejected fact is a pair with no relation) for the next training.",
+                       epilog="Example: mkg facts reject 'PER:jason pierre-paul' MEMBER_OF 'ORG:espn' "
+                              "--reason 'ESPN reports on him'")
+    p.add_argument("action", choices=["reject", "fix", "list", "export"])
+    p.add_argument("head", nargs="?", help="the head entity's key, e.g. 'PER:jason pierre-paul'")
+    p.add_argument("relation", nargs="?", help="the relationship type, e.g. MEMBER_OF")
+    p.add_argument("tail", nargs="?", help="the tail entity's key")
+    p.add_argument("--to", help="fix: the right relationship type")
+    p.add_argument("--reason", default="", help="kept on the correction")
+    p.add_argument("--by", help="who decides (default: the OS user)")
+    p.add_argument("--posts", default="corrections_posts.jsonl", help="export: the posts file")
+    p.add_argument("--labels", default="corrections_labels.jsonl", help="export: the labels file")
+    p.add_argument("--config", help=CONFIG_HELP)
+    p.set_defaults(func=_facts_checked)
+
+
+def _facts_checked(args) -> int:
+    if args.action in ("reject", "fix") and not (args.head and args.relation and args.tail):
+        print(f"mkg facts {args.action}: give HEAD RELATION TAIL", file=sys.stderr)
+        return 2
+    if args.action == "fix" and not args.to:
+        print("mkg facts fix: give the right relation with --to", file=sys.stderr)
+        return 2
+    return cmd_facts(args)
+
+
 def _add_resolve(sub) -> None:
     p = sub.add_parser("resolve", help="entity resolution: link entity nodes that name one real-world entity",
                        description="Compare the entity nodes no run has compared yet with those that share a word, "
@@ -688,7 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
     from continual.cli import add_benchmark_parser, add_continual_parser
 
     for add in (_add_demo, _add_worker, _add_backfill, _add_produce, _add_query, _add_train, _add_evaluate,
-                _add_models, _add_complete, _add_resolve, _add_candidates, _add_ui, add_benchmark_parser,
+                _add_models, _add_complete, _add_resolve, _add_facts, _add_candidates, _add_ui, add_benchmark_parser,
                 add_continual_parser, _add_services):
         add(sub)
     return parser

@@ -242,6 +242,11 @@ class ZeroShotConfig(_Section):
     # min score of a new entity type; None: the one measured on Twitter-2017 (extractors.zero_shot.types)
     type_threshold: float | None = Field(None, ge=-1.0, le=1.0)
     refresh_s: float = Field(30.0, ge=0.0)  # how often workers read the confirmed classes from the graph
+    # auto: zero-shot facts are written only when the scorer's measured precision on held-out relations
+    # (its metrics.json, at its own threshold) reaches extractor.target_precision; otherwise (and with
+    # "never") a zero-shot label is a suggestion on the pair's observation, not a fact. The shipped
+    # scorer measures 0.11, so by default zero-shot labels are suggestions.
+    write_facts: Literal["auto", "always", "never"] = "auto"
 
 
 class NoveltyConfig(DiscoveryParams):

@@ -189,7 +189,18 @@ def with_zero_shot(cfg: Config, graph: GraphStore, extractor: Extractor) -> Extr
 
     model = ZeroShotModel.load(zs.model_dir or SHIPPED_ZERO_SHOT)
     return ZeroShotExtractor(extractor, model, lambda: zero_shot_relations(graph), zs.threshold, zs.refresh_s,
-                             types=lambda: zero_shot_types(graph), type_threshold=zs.type_threshold)
+                             types=lambda: zero_shot_types(graph), type_threshold=zs.type_threshold,
+                             write_facts=writes_zero_shot_facts(zs.write_facts, model, zs.threshold,
+                                                                cfg.extractor.target_precision))
+
+
+def writes_zero_shot_facts(setting: str, model, threshold: float | None, target_precision: float) -> bool:
+    """Whether zero-shot labels become facts: ``always``/``never``, or (``auto``) when the scorer's
+    held-out precision at its own threshold reaches the target (another threshold is unmeasured)."""
+    if setting != "auto":
+        return setting == "always"
+    precise = model.held_out_precision is not None and model.held_out_precision >= target_precision
+    return precise and threshold in (None, model.threshold)
 
 
 def make_worker(cfg: Config, graph: GraphStore, source: Source, dead_letters: DeadLetterSink,

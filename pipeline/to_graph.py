@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from extractors.base import EntityMention, Extraction
 from extractors.schema import SYMMETRIC_TYPES
-from graph_store.records import EntityRow, FactRow, GraphBatch, PostRow, Provenance, canonical_key, clean_name
+from graph_store.records import (EntityRow, FactRow, GraphBatch, PostRow, Provenance, canonical_key, clean_name,
+                                 evidence_key)
 from graph_store.schema import LabelSchema
 
 from .post import Post
@@ -41,6 +42,7 @@ def add_post(batch: GraphBatch, post: Post, extraction: Extraction, model_versio
     for ent in extraction.entities:
         entity(ent)
     facts: list[FactRow] = []
+    evidence = evidence_key(post.text)
     for rel in extraction.relations:
         schema.check_relation_type(rel.type)
         head, tail = entity(rel.head), entity(rel.tail)
@@ -51,7 +53,7 @@ def add_post(batch: GraphBatch, post: Post, extraction: Extraction, model_versio
             head, tail, head_type, tail_type = tail, head, tail_type, head_type
         facts.append(FactRow(head, head_type, rel.type, tail, tail_type,
                              Provenance(post.id, seen, rel.source_version or model_version, rel.confidence),
-                             zero_shot=rel.zero_shot))
+                             zero_shot=rel.zero_shot, evidence=evidence))
     batch.entities.extend(entities)
     batch.facts.extend(facts)
     batch.posts.append(PostRow(post.id, seen, post.text, post.author, post.source,

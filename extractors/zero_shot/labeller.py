@@ -11,6 +11,11 @@ it), the class is no longer active: the supervised model labels it from
 then on, and its writes take over the zero-shot edges of the same triples
 (:func:`graph_store.cypher.fact_statement`).
 
+Facts are written only where the scorer is precise enough (``write_facts``: by
+default, where its measured precision on held-out relations reaches the
+extractor's target precision); otherwise a label stays a suggestion: the pair's
+observation carries the suggested class, for review, never a fact.
+
 New entity types work the same way on spans the tagger typed with low
 confidence (``UncertainSpan``): the best active type at or above
 ``type_threshold`` retypes the span, as an entity marked ``zero_shot``, and the
@@ -49,8 +54,11 @@ class ZeroShotExtractor(Extractor):
                  threshold: float | None = None, refresh_s: float = 30.0,
                  clock: Callable[[], float] = time.monotonic,
                  types: Callable[[], Sequence[ZeroShotClass]] | None = None,
-                 type_threshold: float | None = None) -> None:
+                 type_threshold: float | None = None, write_facts: bool = True) -> None:
         self.inner, self.model = inner, model
+        # False: a zero-shot label is a suggestion (the pair is kept as an observation labelled with the
+        # class, for review and the next update), never a fact in the graph
+        self.write_facts = write_facts
         self.threshold = model.threshold if threshold is None else threshold
         self.type_threshold = DEFAULT_TYPE_THRESHOLD if type_threshold is None else type_threshold
         self._list_classes, self.refresh_s, self._clock = classes, refresh_s, clock
@@ -131,6 +139,10 @@ class ZeroShotExtractor(Extractor):
             cls, score = hit
             if implied_types(cls.name) not in (None, (pair.head.type, pair.tail.type)):
                 continue  # the class's argument types contradict the tagger's
+            if not self.write_facts:
+                ext.uncertain = [UncertainPair(pair.head, pair.tail, cls.name, score) if u is pair else u
+                                 for u in ext.uncertain]
+                continue
             ext.relations.append(RelationMention(pair.head, pair.tail, relation_type_of(cls.name), score, cls.name,
                                                  zero_shot=True, source_version=self.source_version))
         return out

@@ -48,6 +48,8 @@ class ZeroShotModel:
         self.text_encoder, self.trained_on = text_encoder, list(trained_on)
         self.encoder = encoder or FrozenSampleEncoder(text_encoder, vision_dim=scorer.config.vision_dim)
         self._class_cache: dict[tuple[ZeroShotClass, ...], torch.Tensor] = {}
+        # precision of its facts at ``threshold`` on relations it never trained on (metrics.json); None: unmeasured
+        self.held_out_precision: float | None = None
 
     def save(self, folder: str | Path, metrics: dict | None = None) -> Path:
         from safetensors.torch import save_file
@@ -72,7 +74,11 @@ class ZeroShotModel:
         scorer = ZeroShotScorer(ScorerConfig(**config["scorer"]))
         state = {k: v.float() for k, v in load_file(str(folder / "weights.safetensors")).items()}
         scorer.load_state_dict(state)
-        return cls(scorer, config["version"], float(config["threshold"]), config["text_encoder"], config["trained_on"])
+        model = cls(scorer, config["version"], float(config["threshold"]), config["text_encoder"], config["trained_on"])
+        metrics = folder / "metrics.json"
+        if metrics.exists():
+            model.held_out_precision = json.loads(metrics.read_text()).get("calibration", {}).get("precision")
+        return model
 
     @torch.no_grad()
     def class_vectors(self, classes: Sequence[ZeroShotClass]) -> torch.Tensor:

@@ -102,3 +102,36 @@ def test_a_batch_over_neo4js_transaction_memory_is_rejected_so_the_worker_splits
         remove_big_posts()
     finally:
         store.close()
+
+
+def _belief_batch(post_id: str, text: str, confidence: float) -> GraphBatch:
+    from graph_store.records import evidence_key
+
+    prov = Provenance(post_id, "2024-01-01T00:00:00.000000Z", "m@1", confidence)
+    return GraphBatch(
+        posts=[PostRow(post_id, prov.seen_at, text, mentions=("PER:ann", "ORG:acme"))],
+        entities=[EntityRow("PER:ann", "PER", "Ann", prov), EntityRow("ORG:acme", "ORG", "Acme", prov)],
+        facts=[FactRow("PER:ann", "PER", "MEMBER_OF", "ORG:acme", "ORG", prov, evidence=evidence_key(text))])
+
+
+def _belief(store) -> float:
+    return store.query("MATCH (:Entity)-[r:MEMBER_OF]->(:Entity) RETURN r.belief").rows[0][0]
+
+
+def test_belief_is_the_noisy_or_of_independent_posts_and_a_copy_counts_once(graph_store):
+    graph_store.write(_belief_batch("p1", "Ann joined Acme today", 0.6))
+    assert _belief(graph_store) == pytest.approx(0.6)
+    graph_store.write(_belief_batch("p1", "Ann joined Acme today", 0.6))  # a re-delivery
+    graph_store.write(_belief_batch("p2", "RT @fan: Ann joined Acme today", 0.7))  # a retweet: the same evidence
+    graph_store.write(_belief_batch("p3", "ann  joined ACME today", 0.6))  # an exact copy but for case and spaces
+    assert _belief(graph_store) == pytest.approx(0.6)
+    graph_store.write(_belief_batch("p4", "Acme signs Ann for two years", 0.5))  # independent: 1 - 0.4 * 0.5
+    assert _belief(graph_store) == pytest.approx(0.8)
+    # two independent posts in one batch count as two
+    both = _belief_batch("p5", "Ann is Acme's new striker", 0.5)
+    other = _belief_batch("p6", "Welcome to Acme, Ann!", 0.5)
+    both.posts += other.posts
+    both.entities += other.entities
+    both.facts += other.facts
+    graph_store.write(both)
+    assert _belief(graph_store) == pytest.approx(1 - 0.4 * 0.5 * 0.5 * 0.5)

@@ -241,3 +241,34 @@ def test_a_confirmed_type_retypes_unsure_spans_and_their_relations_follow():
     strict = ZeroShotExtractor(_Tagger(), model, lambda: [], types=lambda: types, type_threshold=0.99)
     (ext,) = strict.extract([ExtractionInput("p1", "Ann loves her new Widget")])
     assert {e.type for e in ext.entities} == {"PER", "ORG"} and len(ext.relations) == 1
+
+
+def test_a_zero_shot_label_is_a_suggestion_unless_the_scorer_is_precise_enough():
+    from extractors.base import UncertainPair
+    from pipeline.runtime import writes_zero_shot_facts
+
+    model = ZeroShotModel(ZeroShotScorer(small()), "zs-test", threshold=0.3, encoder=_WordEncoder())
+    classes = [ZeroShotClass("/org/per/made_by", "a product made by a person")]
+
+    def label(write_facts):
+        zs = ZeroShotExtractor(_Tagger(), model, lambda: classes, threshold=0.5, write_facts=write_facts)
+        (ext,) = zs.extract([ExtractionInput("p1", "Ann loves her new Widget")])
+        return ext
+
+    # the unsure (Widget, Ann) pair scores 0.89 against the product class: above 0.5
+    written = label(True)
+    assert [r.type for r in written.relations if r.zero_shot] == ["MADE_BY"]
+    suggested = label(False)
+    assert not any(r.zero_shot for r in suggested.relations)  # no fact in the graph
+    (pair,) = [u for u in suggested.uncertain if isinstance(u, UncertainPair)]
+    assert pair.label == "/org/per/made_by" and abs(pair.confidence - 1 / 1.25 ** 0.5) < 1e-4  # a suggestion
+    # auto: write only where the held-out precision at the scorer's own threshold reaches the target
+    model.held_out_precision = 0.11
+    assert writes_zero_shot_facts("auto", model, None, 0.9) is False
+    model.held_out_precision = 0.93
+    assert writes_zero_shot_facts("auto", model, None, 0.9) is True
+    assert writes_zero_shot_facts("auto", model, 0.1, 0.9) is False  # another threshold: unmeasured
+    assert writes_zero_shot_facts("never", model, None, 0.9) is False
+    model.held_out_precision = None
+    assert writes_zero_shot_facts("always", model, None, 0.9) is True
+    assert writes_zero_shot_facts("auto", model, None, 0.9) is False
