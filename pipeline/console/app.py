@@ -218,6 +218,28 @@ def create_app(cfg: Config, graph=None) -> Flask:
         return render_template("edge.html", head=head, rel=rel, tail=tail, head_name=head_name, tail_name=tail_name,
                                edges=edges, posts=reader.posts(ids))
 
+    @app.post("/edge/correct")
+    def correct_edge():
+        """Reject one extracted fact, or fix its relation: recorded with the reviewer's name and time,
+        never written back by a later extraction (graph_store.corrections)."""
+        from graph_store.corrections import CorrectionError, correct_fact
+        from graph_store.schema import SchemaViolation
+        from mkg_common.clock import utc_iso
+
+        head, rel, tail = (request.form.get(k, "") for k in ("head", "rel", "tail"))
+        fixed_to = request.form.get("to", "").strip() if request.form.get("action") == "fix" else None
+        if not _REL_TYPE.match(rel) or (fixed_to is not None and not _REL_TYPE.match(fixed_to)):
+            abort(400, "relation type must match [A-Z][A-Z0-9_]*")
+        reason = request.form.get("reason", "").strip()[:500]
+        try:
+            done = reader.call(correct_fact, head, rel, tail, by=who(), at=utc_iso(), reason=reason,
+                               fixed_to=fixed_to)
+        except (CorrectionError, SchemaViolation) as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("edge", head=head, rel=rel, tail=tail))
+        flash(f"{done.id}: {done.decision}" + (f" to {done.fixed_to}" if done.fixed_to else ""), "ok")
+        return redirect(url_for("entity", key=head))
+
     @app.get("/post")
     def post():
         found = reader.post(request.args.get("id", ""))

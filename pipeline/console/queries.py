@@ -19,7 +19,7 @@ SEARCH = ("MATCH (e:Entity) WHERE toLower(e.name) CONTAINS toLower($q) OR toLowe
 ENTITY = ("MATCH (e:Entity {key: $key}) "
           f"RETURN e.key, e.name, e.type, e.canonical, e.first_seen, e.last_seen, e.model_versions, e.{ZERO_SHOT}")
 _EDGE_FIELDS = (f"type(r), r.{INFERRED}, r.{ZERO_SHOT}, r.confidence, r.score, r.model_version, r.model_versions, "
-                "r.post_ids, r.first_seen, r.last_seen")
+                "r.post_ids, r.first_seen, r.last_seen, r.belief")
 _NOT_FACTS = f"NOT type(r) IN ['{SAME_AS.type}', '{NOT_SAME_AS.type}', '{MENTIONS.type}']"
 OUT_EDGES = (f"MATCH (e:Entity {{key: $key}})-[r]->(o:Entity) WHERE {_NOT_FACTS} "
              f"RETURN o.key, o.name, o.type, {_EDGE_FIELDS} ORDER BY type(r), o.key LIMIT $limit")
@@ -52,6 +52,7 @@ class Edge:
     post_ids: list[str]
     first_seen: str | None
     last_seen: str | None
+    belief: float | None = None  # extracted: the noisy-or of its independent posts' confidences
 
     @property
     def style(self) -> str:
@@ -88,9 +89,9 @@ class PostView:
 
 
 def _edge(row: list, outgoing: bool) -> Edge:
-    (okey, oname, otype, rel, inferred, zero_shot, conf, score, version, versions, post_ids, first, last) = row
+    (okey, oname, otype, rel, inferred, zero_shot, conf, score, version, versions, post_ids, first, last, belief) = row
     return Edge(rel, okey, oname or okey, otype or "", outgoing, bool(inferred), bool(zero_shot), conf, score, version,
-                list(versions or []), list(post_ids or []), first, last)
+                list(versions or []), list(post_ids or []), first, last, belief)
 
 
 class GraphReader:

@@ -239,3 +239,22 @@ def test_stream_page_reads_the_dead_letter_topic_of_a_kafka_source(services, top
     assert got.error is None and got.source == f"kafka topic {topic}.dead"
     assert [d.reason for d in got.newest] == [f"reason 2 {SCRIPT}", f"reason 1 {SCRIPT}"]  # the newest two
     assert dead_letters(cfg, 10).by_stage == {"parse": 2, "image": 1}
+
+
+def test_a_reviewer_rejects_a_fact_on_its_edge_page_and_the_graph_records_who(console, graph_store):
+    app, _, ids = console
+    client = app.test_client()
+    edge = "/edge?" + urlencode({"head": "PER:grace hopper", "rel": "MEMBER_OF", "tail": ids["hostile_key"]})
+    page = client.get(edge).get_data(as_text=True)
+    assert 'id="correct-form"' in page and "belief" in page
+    form = {"head": "PER:grace hopper", "rel": "MEMBER_OF", "tail": ids["hostile_key"], "action": "reject",
+            "reason": "a test"}
+    assert client.post("/edge/correct", data=form).status_code == 400  # no CSRF token
+    token = TOKEN.search(page).group(1)
+    done = client.post("/edge/correct", data={**form, "csrf_token": token}, follow_redirects=True)
+    assert done.status_code == 200 and "rejected" in done.get_data(as_text=True)
+    row = graph_store.query("MATCH (c:Correction) RETURN c.decision, c.decided_by, c.decided_at, c.reason").rows
+    assert len(row) == 1 and row[0][0] == "rejected" and row[0][1].startswith("local:") and row[0][2]
+    assert client.get(edge).status_code == 404  # the fact is gone
+    bad = client.post("/edge/correct", data={**form, "csrf_token": token, "rel": "X]->() DELETE (n"})
+    assert bad.status_code == 400
