@@ -44,6 +44,7 @@ TRAIN_GOLD = HERE / "train_gold.jsonl"
 VAL_POSTS = HERE / "val_posts.jsonl"  # from the val splits' text: with the dev half, the calibration set
 VAL_GOLD = HERE / "val_gold.jsonl"
 RESULTS = Path(__file__).resolve().parent / "results" / "end_to_end.json"
+BASELINE = Path(__file__).resolve().parent / "results" / "end_to_end_baseline.json"
 PLOTS = Path(__file__).resolve().parent / "plots"
 
 
@@ -369,6 +370,13 @@ def run_system(name: str, cfg, posts: list[dict], gold: list[GoldPost], splits: 
     return out
 
 
+def _versions(cfg) -> dict:
+    from extractors.store import ModelStore
+
+    store = ModelStore(cfg.extractor.models_dir, shipped=True)
+    return {kind: store.current_version(kind) for kind in ("mner", "mre")}
+
+
 def baseline_config(cfg):
     """Today's system before #31: no text normalisation, raw MRE softmax, threshold 0.5, no schema rules."""
     ex = cfg.extractor.model_copy(update={"relation_threshold": 0.5, "normalise_text": False, "calibration": "off",
@@ -382,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gold", type=Path, default=GOLD)
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--no-baseline", action="store_true", help="skip today's-system baseline")
+    ap.add_argument("--baseline-only", action="store_true",
+                    help="run only the baseline (the system before #31) and write it to --out; the main run "
+                         "copies it from BASELINE when the baseline's models are no longer shipped")
     ap.add_argument("--no-sample", action="store_true", help="skip the bundled sample stream")
     ap.add_argument("--fit", action="store_true",
                     help="fit the fact calibration on the dev half and write it to extractors/shipped/ first")
@@ -398,13 +409,29 @@ def main(argv: list[str] | None = None) -> int:
         fit_fact_model(cfg, SHIPPED_FACTS)
     result = {"git": _git(), "posts": {"all": len(gold), "dev": sum(g.split == "dev" for g in gold),
                                        "test": sum(g.split == "test" for g in gold)},
-              "settings": cfg.extractor.model_dump(mode="json"), "metrics": {}}
+              "settings": cfg.extractor.model_dump(mode="json"), "models": _versions(cfg), "metrics": {}}
+    if args.baseline_only:
+        base = run_system("baseline", baseline_config(cfg), posts, gold, ("dev", "test"))
+        result.update({"system": "baseline: the shipped models before #31, raw MRE softmax at 0.5, no text "
+                                 "normalisation, no schema rules", "models": _versions(cfg)})
+        result["metrics"] = {"realposts_baseline": base["test"], "realposts_baseline_dev": base["dev"]}
+        result["seconds"] = {"baseline": base["seconds"]}
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.out}")
+        return 0
     ours = run_system("default", cfg, posts, gold, ("dev", "test"))
     result["metrics"]["realposts"] = ours["test"]
     result["metrics"]["realposts_dev"] = ours["dev"]
     result["seconds"] = {"default": ours["seconds"]}
     curves = {"default settings": ours["test"]["reliability"]}
-    if not args.no_baseline:
+    if not args.no_baseline and BASELINE.exists():  # measured at the commit before the models changed
+        base = json.loads(BASELINE.read_text(encoding="utf-8"))
+        result["metrics"]["realposts_baseline"] = base["metrics"]["realposts_baseline"]
+        result["metrics"]["realposts_baseline_dev"] = base["metrics"]["realposts_baseline_dev"]
+        result["baseline_from"] = {"file": str(BASELINE.relative_to(HERE.parents[2])), "git": base["git"],
+                                   "models": base.get("models")}
+        curves["before #31 (baseline)"] = base["metrics"]["realposts_baseline"]["reliability"]
+    elif not args.no_baseline:
         base = run_system("baseline", baseline_config(cfg), posts, gold, ("dev", "test"))
         result["metrics"]["realposts_baseline"] = base["test"]
         result["metrics"]["realposts_baseline_dev"] = base["dev"]

@@ -147,7 +147,9 @@ def test_provenance_rows_carry_exactly_the_declared_provenance():
                              EntityRow("PER:b", "PER", "b", prov, zero_shot=True), EntityRow("PER:b", "PER", "b", prov)])
     assert [r[schema.ZERO_SHOT] for r in zs["PER"]] == [True, None]  # one supervised mention makes it supervised
     (fact,) = aggregate_facts([FactRow("PER:a", "PER", "PEER", "PER:b", "PER", prov)])["PEER"]
-    assert set(fact) - {"head", "tail"} == set(schema.FACT_PROVENANCE)
+    # beside the provenance: the independent evidence behind it, and the id a correction of it would have
+    assert set(fact) - {"head", "tail", "evidence", "evidence_conf", "correction"} == set(schema.FACT_PROVENANCE)
+    assert (fact["evidence"], fact["evidence_conf"], fact["correction"]) == (["post:p1"], [0.5], "PER:a|PEER|PER:b")
 
 
 def test_rows_are_sorted_by_key_so_writers_lock_in_one_order():

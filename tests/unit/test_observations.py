@@ -71,15 +71,33 @@ def test_redelivered_batches_and_torn_lines_are_read_once(tmp_path):
 
 def _stub_extractor(relate, span_threshold=0.5, cap=8) -> MultimodalExtractor:
     """The real extraction logic with the two networks replaced by fixed outputs."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
     ex = MultimodalExtractor.__new__(MultimodalExtractor)
     ex.threshold, ex.span_threshold, ex.max_uncertain, ex.batch_size = 0.5, span_threshold, cap, 32
     ex.device, ex.precision = "cpu", "auto"
-    ex._models = _Models(object(), None, object(), None, "a+b")
+    ex.normalise, ex.schema_rules, ex.target_precision, ex.keep_representations = True, True, 0.9, False
+    ex._fact_head = ex._calibrator = None  # uncalibrated: the softmax against the threshold
+    ex._models = _Models(object(), None, SimpleNamespace(labels=STUB_LABELS), None, "a+b")
     # words: Bill Gates founded Microsoft in Seattle -> PER, ORG (unsure), LOC
     ex._tag = lambda m, sentences, *a: ([["B-PER", "I-PER", "O", "B-ORG", "O", "B-LOC"]],
                                         [[0.9, 0.8, 1.0, 0.3, 1.0, 0.95]])
-    ex._relate = lambda m, examples, refs, *a: relate(refs)
+    ex._relate = lambda m, examples, refs, *a: (_softmax_rows(relate(refs)), np.zeros((len(refs), 3)))
     return ex
+
+
+STUB_LABELS = ["None", "/per/org/member_of", "/per/loc/place_of_birth", "/org/loc/locate_at"]
+
+
+def _softmax_rows(picked):
+    """A probability row per (label, probability): the rest shared evenly by the other labels."""
+    rows = []
+    for label, p in picked:
+        rest = (1 - p) / (len(STUB_LABELS) - 1)
+        rows.append([p if lab == label else rest for lab in STUB_LABELS])
+    return rows
 
 
 def test_multimodal_extractor_keeps_none_and_low_confidence_pairs_and_unsure_spans():
