@@ -45,6 +45,7 @@ VAL_POSTS = HERE / "val_posts.jsonl"  # from the val splits' text: with the dev 
 VAL_GOLD = HERE / "val_gold.jsonl"
 RESULTS = Path(__file__).resolve().parent / "results" / "end_to_end.json"
 BASELINE = Path(__file__).resolve().parent / "results" / "end_to_end_baseline.json"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PLOTS = Path(__file__).resolve().parent / "plots"
 
 
@@ -258,6 +259,52 @@ def labelled_candidates(extractor, posts: Sequence[dict], gold: dict[str, GoldPo
     return out
 
 
+def relation_examples(extractor, posts: Sequence[dict], gold: dict[str, GoldPost], progress: bool = True) -> list:
+    """MRE training examples the way the model is used: every ordered pair of the production extractor's
+    own spans and of the gold spans of each post, labelled by the gold (``None`` for every pair that is
+    no fact), as the worker's words of the normalised text."""
+    from extractors.datasets import REExample
+    from extractors.normalise import normalise_text
+    from extractors.spans import word_span, words_with_offsets
+
+    out, seen = [], set()
+    for gold_spans in (False, True):
+        for pid, c, label in labelled_candidates(extractor, posts, gold, gold_spans=gold_spans, progress=progress,
+                                                 desc="pairs (gold spans)" if gold_spans else "pairs (own spans)"):
+            words = words_with_offsets(normalise_text(gold[pid].text))
+            head, tail = word_span(words, c.head.start, c.head.end), word_span(words, c.tail.start, c.tail.end)
+            if head is None or tail is None or (pid, head, tail) in seen:
+                continue
+            seen.add((pid, head, tail))
+            out.append(REExample(tuple(w for w, _, _ in words), head, tail, label))
+    return out
+
+
+def adapt_relation_model(cfg, work: str, mnre_sample: int = 3000, epochs: int = 2, seed: int = 42) -> tuple[str, dict]:
+    """A new MRE version trained the way it is used: pairs of the labelled train posts
+    (:func:`relation_examples`) with a sample of MNRE train, the epoch chosen on the pairs of the labelled
+    val posts (never test)."""
+    import random
+
+    from extractors.kinds import MRE
+    from extractors.realposts import adapt
+    from extractors.run import read_examples, split_file
+    from pipeline.runtime import make_extractor
+
+    raw = cfg.model_copy(update={"extractor": cfg.extractor.model_copy(update={"calibration": "off"})})
+    extractor = make_extractor(raw)
+    train_gold = {g.id: g for g in load_gold(TRAIN_GOLD, TRAIN_POSTS)}
+    val_gold = {g.id: g for g in load_gold(VAL_GOLD, VAL_POSTS)}
+    train = relation_examples(extractor, [p for p in read_jsonl(TRAIN_POSTS) if p["id"] in train_gold], train_gold)
+    val = relation_examples(extractor, [p for p in read_jsonl(VAL_POSTS) if p["id"] in val_gold], val_gold)
+    mnre_path = split_file(DATA / MRE.dataset, "train")
+    mnre = read_examples(MRE.name, mnre_path)
+    train += random.Random(seed).sample(mnre, min(mnre_sample, len(mnre)))
+    return adapt(MRE.name, train, val, [mnre_path, TRAIN_GOLD], work,
+                 {"labels": str(TRAIN_GOLD), "val": str(VAL_GOLD), "mnre_sample": mnre_sample}, epochs=epochs,
+                 seed=seed)
+
+
 def fit_fact_model(cfg, out: Path, progress: bool = True):
     """Fit the shipped fact model: the fact head on the labelled *train* posts (pairs of predicted and
     of gold spans), then the calibration on the *dev* half's candidates read through that head."""
@@ -394,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="run only the baseline (the system before #31) and write it to --out; the main run "
                          "copies it from BASELINE when the baseline's models are no longer shipped")
     ap.add_argument("--no-sample", action="store_true", help="skip the bundled sample stream")
+    ap.add_argument("--adapt-mre", metavar="WORK",
+                    help="train a new MRE version the way it is used (labelled train posts' pairs + an MNRE "
+                         "sample), save it in the model store WORK, print it, and stop")
     ap.add_argument("--fit", action="store_true",
                     help="fit the fact calibration on the dev half and write it to extractors/shipped/ first")
     args = ap.parse_args(argv)
@@ -401,6 +451,11 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.config import load_config
 
     cfg = load_config(args.config)
+    if args.adapt_mre:
+        version, m = adapt_relation_model(cfg, args.adapt_mre)
+        print(json.dumps({"version": version, "val": m["val"], "best_epoch": m["best_epoch"],
+                          "train_seconds": m["train_seconds"]}, default=float))
+        return 0
     posts = read_jsonl(POSTS)
     gold = load_gold(args.gold)
     if args.fit:

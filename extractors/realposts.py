@@ -62,35 +62,40 @@ def adapt_tagger(data: Path, labels: Path, posts: Path, val_labels: Path, val_po
                  epochs: int = 3, repeat: int = 2, seed: int = 42) -> tuple[str, dict]:
     """A new MNER version: the shipped one trained on Twitter-2017 train plus the labelled posts
     (``repeat`` times each), the best epoch on the labelled val posts; saved in ``work``."""
+    from .kinds import MNER
+    from .run import read_examples, split_file
+
+    train_path = split_file(data / MNER.dataset, "train")
+    train = read_examples(MNER.name, train_path) + labelled_sentences(labels, posts) * repeat
+    return adapt(MNER.name, train, labelled_sentences(val_labels, val_posts), [train_path, labels], work,
+                 {"repeat": repeat, "labels": str(labels), "val": str(val_labels)}, epochs=epochs, seed=seed)
+
+
+def adapt(kind: str, train: Sequence, val: Sequence, sources: Sequence[Path], work: str, stage: dict,
+          epochs: int = 3, seed: int = 42, lr: float = 5e-4) -> tuple[str, dict]:
+    """A new version of the shipped ``kind``: its adapters and heads trained further on ``train``, the best
+    epoch on ``val`` (labelled real posts, never test); saved in ``work`` with the shipped one as parent."""
     import time
 
     from .encoders import EncoderSpec
-    from .kinds import MNER
-    from .run import read_examples, split_file
     from .store import SHIPPED_DIR, ModelStore, data_fingerprint
     from .training import TrainConfig, fit
 
     shipped = ModelStore(SHIPPED_DIR)
-    base = shipped.current_version(MNER.name)
-    model, task, base_cfg = shipped.load(MNER.name, base)
+    base = shipped.current_version(kind)
+    model, task, base_cfg = shipped.load(kind, base)
     for name, p in model.named_parameters():  # adapters and heads train; pretrained weights stay
         p.requires_grad = "lora_" in name or not name.startswith("encoder.")
-    train_path = split_file(data / MNER.dataset, "train")
-    train = read_examples(MNER.name, train_path) + labelled_sentences(labels, posts) * repeat
-    val = labelled_sentences(val_labels, val_posts)
-    cfg = TrainConfig(epochs=epochs, lr=5e-4, head_lr=5e-4, seed=seed, peft="lora", image_gate=True,
-                      image_augment=0.0)
+    cfg = TrainConfig(epochs=epochs, lr=lr, head_lr=lr, seed=seed, peft="lora", image_gate=True, image_augment=0.0)
     started = time.perf_counter()
-    result = fit(task, model, train, val, cfg)
-    metrics = {"val": result.best_val, "val_data": str(val_labels), "best_epoch": result.best_epoch,
-               "history": result.history, "train_examples": len(train), "val_examples": len(val),
-               "train_seconds": round(time.perf_counter() - started, 1), "base_train": shipped.metrics(MNER.name, base)}
+    result = fit(task, model, list(train), list(val), cfg)
+    metrics = {"val": result.best_val, "best_epoch": result.best_epoch, "history": result.history,
+               "train_examples": len(train), "val_examples": len(val),
+               "train_seconds": round(time.perf_counter() - started, 1), "base_train": shipped.metrics(kind, base)}
     spec = EncoderSpec(**base_cfg["encoder"])
-    train_config = {**base_cfg["train_config"], "realposts_stage": {**asdict(cfg), "repeat": repeat,
-                                                                     "labels": str(labels)}}
-    version = ModelStore(work).save(MNER.name, model, spec, metrics=metrics,
-                                    fingerprint=data_fingerprint([train_path, labels]), train_config=train_config,
-                                    parent=base, save_dtype="float16")
+    train_config = {**base_cfg["train_config"], "realposts_stage": {**asdict(cfg), **stage}}
+    version = ModelStore(work).save(kind, model, spec, metrics=metrics, fingerprint=data_fingerprint(list(sources)),
+                                    train_config=train_config, parent=base, save_dtype="float16")
     return version, metrics
 
 
