@@ -488,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="train a new MRE version the way it is used (labelled train posts' pairs + an MNRE "
                          "sample), save it in the model store WORK, print it, and stop")
     ap.add_argument("--mnre-sample", type=int, default=3000, help="--adapt-mre: MNRE train examples mixed in")
+    ap.add_argument("--epochs", type=int, default=2, help="--adapt-mre: epochs (the best on the val posts is kept)")
     ap.add_argument("--fit", action="store_true",
                     help="fit the fact calibration on the dev half and write it to extractors/shipped/ first")
     args = ap.parse_args(argv)
@@ -496,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = load_config(args.config)
     if args.adapt_mre:
-        version, m = adapt_relation_model(cfg, args.adapt_mre, mnre_sample=args.mnre_sample)
+        version, m = adapt_relation_model(cfg, args.adapt_mre, mnre_sample=args.mnre_sample,
+                                          epochs=args.epochs)
         print(json.dumps({"version": version, "val": m["val"], "best_epoch": m["best_epoch"],
                           "train_seconds": m["train_seconds"]}, default=float))
         return 0
