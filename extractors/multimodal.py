@@ -86,6 +86,7 @@ class MultimodalExtractor(Extractor):
         self._fact_head = facts.head if facts is not None else None
         self._calibrator = facts.calibrator if facts is not None else None
         self.keep_representations = False  # candidates() for fitting the fact head keeps the pair vectors
+        self._decider_for: tuple[str, FactDecider] | None = None
         self.span_threshold = span_threshold  # tagged spans below it are recorded as uncertain
         self.max_uncertain = max_uncertain_per_post  # per post and kind (pairs, spans); 0: record none
         self.device = resolve_device(device)
@@ -217,8 +218,11 @@ class MultimodalExtractor(Extractor):
     def _decider(self, m: _Models):
         """What turns a post's candidates into facts: the calibration fitted for these model versions,
         or (none fitted, or ``calibration="off"``) the raw softmax against ``relation_threshold``."""
-        calibrator = self._calibrator if self._calibrator and self._calibrator.models == m.version else None
-        return FactDecider(calibrator, self.target_precision, self.threshold, self.schema_rules)
+        if self._decider_for is None or self._decider_for[0] != m.version:  # thresholds once per version
+            calibrator = self._calibrator if self._calibrator and self._calibrator.models == m.version else None
+            self._decider_for = (m.version, FactDecider(calibrator, self.target_precision, self.threshold,
+                                                        self.schema_rules))
+        return self._decider_for[1]
 
     def _cap(self, observations: list) -> list:
         """The least confident first, at most ``max_uncertain`` (pairs grow quadratically)."""

@@ -35,6 +35,7 @@ def mkg(*args, check=True, **kw):
     (["unmerge"], ["NOT_SAME_AS", "--reason", "Idempotent"]),
     (["ui"], ["review queue", "evidence posts", "127.0.0.1", "MKG_UI_PASSWORD", "CSRF", "no JavaScript"]),
     (["complete"], ["held-out facts", "completion.target_precision", "inferred: true"]),
+    (["facts"], ["reject", "fix", "no later extraction", "export", "labelled posts", "--reason"]),
 ])
 def test_help_explains_each_command(command, words):
     text = " ".join(mkg(*command, "--help").stdout.split())
@@ -154,3 +155,37 @@ def test_candidates_merge_from_the_command_line_only_into_a_known_class(short_tm
     assert (done["status"], done["name"], done["merged_into"]) == ("confirmed", "/per/org/member_of", "/per/org/member_of")
     rows = json.loads(mkg("candidates", "list", "--format", "json", "--config", str(path)).stdout)
     assert [r["status"] for r in rows if r["id"] == cid] == ["confirmed"]
+
+
+def test_a_fact_rejected_from_the_command_line_stays_out_and_exports_as_labelled(short_tmp):
+    from graph_store.embedded import EmbeddedGraphStore
+    from graph_store.records import EntityRow, FactRow, GraphBatch, PostRow, Provenance
+
+    cfg = worker_config(short_tmp)
+    prov = Provenance("p1", "2026-03-01T00:00:00.000000Z", "test@1", 0.99)
+    text = "Jason Pierre-Paul talks to ESPN about his hand"
+    batch = GraphBatch(posts=[PostRow("p1", prov.seen_at, text, mentions=("PER:jason pierre-paul", "ORG:espn"))],
+                       entities=[EntityRow("PER:jason pierre-paul", "PER", "Jason Pierre-Paul", prov),
+                                 EntityRow("ORG:espn", "ORG", "ESPN", prov)],
+                       facts=[FactRow("PER:jason pierre-paul", "PER", "MEMBER_OF", "ORG:espn", "ORG", prov)])
+    with EmbeddedGraphStore(short_tmp / "graph") as graph:
+        graph.ensure_schema()
+        graph.write(batch)
+    done = json.loads(mkg("facts", "reject", "PER:jason pierre-paul", "MEMBER_OF", "ORG:espn", "--reason",
+                          "ESPN reports on him", "--by", "ana", "--config", str(cfg)).stdout)
+    assert (done["decision"], done["decided_by"], done["reason"]) == ("rejected", "ana", "ESPN reports on him")
+    with EmbeddedGraphStore(short_tmp / "graph") as graph:
+        graph.write(batch)  # the same post extracted again
+    facts = mkg("query", "MATCH (:Entity)-[r:MEMBER_OF]->(:Entity) RETURN count(r) AS n", "--format", "json",
+                "--config", str(cfg)).stdout
+    assert json.loads(facts) == [{"n": 0}]
+    listed = [json.loads(line) for line in mkg("facts", "list", "--config", str(cfg)).stdout.splitlines()]
+    assert [c["id"] for c in listed] == ["PER:jason pierre-paul|MEMBER_OF|ORG:espn"]
+    out = mkg("facts", "export", "--posts", str(short_tmp / "p.jsonl"), "--labels", str(short_tmp / "l.jsonl"),
+              "--config", str(cfg))
+    assert json.loads(out.stdout)["labelled_posts"] == 1
+    label = json.loads((short_tmp / "l.jsonl").read_text())
+    assert label["facts"] == [] and {e["text"] for e in label["entities"]} == {"Jason Pierre-Paul", "ESPN"}
+    missing = mkg("facts", "reject", "PER:nobody", "MEMBER_OF", "ORG:espn", "--config", str(cfg), check=False)
+    assert missing.returncode == 2 and "no extracted fact" in missing.stderr and "Traceback" not in missing.stderr
+    assert mkg("facts", "fix", "PER:a", "PEER", "PER:b", "--config", str(cfg), check=False).returncode == 2  # no --to

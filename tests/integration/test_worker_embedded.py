@@ -35,6 +35,8 @@ def test_demo_runs_end_to_end(short_tmp):
     assert "sample-04" in photo_facts  # typed facts extracted from posts that carry a photo
     typed = {relation_type_of(r) for r in MNRE_RELATIONS}
     assert "CO_MENTIONED" not in out.stdout and any(f" {t} " in out.stdout for t in typed)
+    # the demo scores its own graph against the sample's hand-labelled gold (pipeline/data/sample_gold.jsonl)
+    assert "Measured against the hand-labelled sample (sample_gold.jsonl): precision" in out.stdout
 
 
 def test_malformed_posts_go_to_dead_letters_and_the_rest_is_written(short_tmp, embedded_store, spacy_extractor):

@@ -79,7 +79,7 @@ def _stub_extractor(relate, span_threshold=0.5, cap=8) -> MultimodalExtractor:
     ex.threshold, ex.span_threshold, ex.max_uncertain, ex.batch_size = 0.5, span_threshold, cap, 32
     ex.device, ex.precision = "cpu", "auto"
     ex.normalise, ex.schema_rules, ex.target_precision, ex.keep_representations = True, True, 0.9, False
-    ex._fact_head = ex._calibrator = None  # uncalibrated: the softmax against the threshold
+    ex._fact_head = ex._calibrator = ex._decider_for = None  # uncalibrated: the softmax against the threshold
     ex._models = _Models(object(), None, SimpleNamespace(labels=STUB_LABELS), None, "a+b")
     # words: Bill Gates founded Microsoft in Seattle -> PER, ORG (unsure), LOC
     ex._tag = lambda m, sentences, *a: ([["B-PER", "I-PER", "O", "B-ORG", "O", "B-LOC"]],
