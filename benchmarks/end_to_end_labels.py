@@ -8,12 +8,10 @@ scores its own graph with them too); this module knows the benchmark's files.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.labelled_facts import GoldFact, GoldPost, check, gold_post, read_jsonl  # noqa: F401 (re-exported)
+from pipeline.labelled_facts import GoldPost, check, read_jsonl
 from pipeline.labelled_facts import load_gold as _load_gold
 
 HERE = Path(__file__).resolve().parent / "data" / "end_to_end"

@@ -1,14 +1,16 @@
 """The multimodal extractor behind the pipeline's :class:`Extractor` interface.
 
-Posts -> words -> MNER spans (typed entities) -> ordered entity pairs -> MRE ->
-triples with confidences. A relation such as ``/per/org/member_of`` implies
-head and tail types; a prediction whose implied types disagree with MNER's is
-dropped, not written. Models come from the model store's ``current`` pointers
+Posts -> normalised text (``extractors.normalise``) -> words -> MNER spans (typed
+entities) -> ordered entity pairs -> MRE -> candidates (``extractors.facts``: the
+best relation the pair's MNER types allow) -> the facts whose calibrated
+confidence reaches their relation's threshold (``extractors.fact_calibration``;
+the raw softmax against ``relation_threshold`` for versions no calibration was
+fitted for). Models come from the model store's ``current`` pointers
 and are swapped between batches when a new version is promoted (hot reload),
 so no post is dropped or processed twice.
 
 What the models were unsure about is kept on each extraction (``uncertain``):
-pairs predicted ``None`` or below the relation threshold, and tagged spans
+pairs predicted ``None`` or below their threshold, and tagged spans
 below the span threshold, capped per post. They are never facts; they feed
 the unsupervised novelty signal (``continual.candidates``).
 """
@@ -23,8 +25,7 @@ from typing import Sequence
 import torch
 
 from .adapters import merge_lora
-from .base import (EntityMention, Extraction, ExtractionInput, Extractor, RelationMention, UncertainPair,
-                   UncertainSpan)
+from .base import EntityMention, Extraction, ExtractionInput, Extractor, UncertainSpan
 from .datasets import REExample
 from .facts import FactDecider, PairCandidate, pair_candidate
 from .normalise import normalise_text
