@@ -31,7 +31,8 @@ from typing import Iterable, Sequence
 
 from tqdm import tqdm
 
-from extractors.schema import SYMMETRIC_TYPES
+from extractors.schema import one_way
+from pipeline.labelled_facts import graph_triples
 
 from .end_to_end_labels import HERE, POSTS, GoldPost, load_gold, read_jsonl
 
@@ -56,7 +57,7 @@ class Fact:
     tail: str
 
     def canonical(self) -> "Fact":
-        if self.relation in SYMMETRIC_TYPES and self.tail < self.head:
+        if one_way(self.head, self.relation, self.tail):
             return Fact(self.tail, self.relation, self.head)
         return self
 
@@ -80,9 +81,7 @@ class Scored:
 
 
 def gold_facts(post: GoldPost) -> set[Fact]:
-    from extractors.schema import relation_type_of
-
-    return {Fact(f.head, relation_type_of(f.relation), f.tail).canonical() for f in post.facts}
+    return {Fact(*triple).canonical() for triple in graph_triples(post)}
 
 
 def _name(key: str) -> str:
@@ -120,21 +119,21 @@ def score(posts: Sequence[GoldPost], predicted: dict[str, list[PredictedFact]]) 
     return out
 
 
-def ece(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> float:
-    """Expected calibration error: the bin-weighted gap between mean confidence and accuracy."""
-    if not pairs:
-        return 0.0
-    total, buckets = len(pairs), defaultdict(list)
-    for conf, right in pairs:
-        buckets[min(int(conf * bins), bins - 1)].append((conf, right))
-    return sum(len(b) / total * abs(sum(c for c, _ in b) / len(b) - sum(r for _, r in b) / len(b))
-               for b in buckets.values())
-
-
-def reliability(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> list[dict]:
+def _buckets(pairs: Sequence[tuple[float, bool]], bins: int) -> dict[int, list[tuple[float, bool]]]:
     buckets = defaultdict(list)
     for conf, right in pairs:
         buckets[min(int(conf * bins), bins - 1)].append((conf, right))
+    return buckets
+
+
+def ece(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> float:
+    """Expected calibration error: the bin-weighted gap between mean confidence and accuracy."""
+    return sum(len(b) / len(pairs) * abs(sum(c for c, _ in b) / len(b) - sum(r for _, r in b) / len(b))
+               for b in _buckets(pairs, bins).values())
+
+
+def reliability(pairs: Sequence[tuple[float, bool]], bins: int = 10) -> list[dict]:
+    buckets = _buckets(pairs, bins)
     return [{"bin": [i / bins, (i + 1) / bins], "n": len(b), "confidence": round(sum(c for c, _ in b) / len(b), 4),
              "accuracy": round(sum(r for _, r in b) / len(b), 4)} for i, b in sorted(buckets.items())]
 
@@ -189,12 +188,19 @@ def agreement(first: Sequence[GoldPost], second: Sequence[GoldPost]) -> dict:
 
 # -- running the production path ------------------------------------------------------------------
 
+def as_post(p: dict):
+    """A labelled post as the wire's ``Post`` (validated by the worker's own parser)."""
+    from pipeline.post import parse_post
+
+    return parse_post(json.dumps({"id": p["id"], "text": p["text"], "created_at": "2026-01-01T00:00:00Z",
+                                  "author": p.get("author", "@someone"), "source": "benchmark"}))
+
+
 def extract_facts(posts: Sequence[dict], cfg, extractor=None, batch_size: int = 32,
                   progress: bool = True) -> dict[str, list[PredictedFact]]:
     """The facts the worker would write for each post: the worker's own functions, in its order."""
     from graph_store.records import GraphBatch
     from graph_store.schema import LabelSchema
-    from pipeline.post import parse_post
     from pipeline.runtime import make_extractor
     from pipeline.to_graph import add_post
     from pipeline.worker import extraction_input
@@ -202,9 +208,7 @@ def extract_facts(posts: Sequence[dict], cfg, extractor=None, batch_size: int = 
     extractor = extractor or make_extractor(cfg)
     ents, rels = extractor.known_types()
     schema = LabelSchema().extended(ents, rels)
-    parsed = [parse_post(json.dumps({"id": p["id"], "text": p["text"], "created_at": "2026-01-01T00:00:00Z",
-                                     "author": p.get("author", "@someone"), "source": "benchmark"}))
-              for p in posts]
+    parsed = [as_post(p) for p in posts]
     out: dict[str, list[PredictedFact]] = {}
     bar = tqdm(total=len(parsed), desc="extract", unit="post", disable=not progress)
     for i in range(0, len(parsed), batch_size):
@@ -225,13 +229,11 @@ def _inputs(posts: Sequence[dict], gold_spans: dict[str, GoldPost] | None = None
     from dataclasses import replace
 
     from extractors.base import EntityMention
-    from pipeline.post import parse_post
     from pipeline.worker import extraction_input
 
     out = []
     for p in posts:
-        item = extraction_input(parse_post(json.dumps({"id": p["id"], "text": p["text"], "author": "@someone",
-                                                       "created_at": "2026-01-01T00:00:00Z", "source": "benchmark"})))
+        item = extraction_input(as_post(p))
         if gold_spans is not None:
             ents = tuple(EntityMention(t, ty, s0, s1, 1.0) for t, ty, s0, s1 in gold_spans[p["id"]].mentions)
             item = replace(item, entities=ents)

@@ -43,10 +43,6 @@ class PairCandidate:
     representation: object = None  # the MRE's pair vector, kept only when fitting the fact head
 
 
-def _word_index(words: Sequence[tuple], char: int) -> int:
-    return next((i for i, (_, c0, c1) in enumerate(words) if c1 > char), len(words))
-
-
 def pair_candidate(text: str, head: tuple, tail: tuple, labels: Sequence[str], probs: Sequence[float],
                    reverse: Sequence[float] | None, n_entities: int,
                    raw: tuple[Sequence[str], Sequence[float]] | None = None) -> PairCandidate:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import html
 import re
 
+from mkg_common.text import RETWEET_PREFIX, URL
+
 _ENTITY = re.compile(r"&(?:#\d{1,7}|#x[0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});")
-_URL = re.compile(r"(?:https?://|www\.)\S+")
-# "RT @source:" at the start, and "via @source" anywhere: who passed the post on, not what it says
-_RETWEET = re.compile(r"^(\s*RT\s+@\w+\s*:?)|\b(?:RT|via)(?=\s+@\w+)")
+# "RT @source:" at the start, and "RT"/"via" before a handle anywhere: who passed the post on, not what it says
+_PASSED_ON = re.compile(r"\b(?:RT|via)(?=\s+@\w+)")
 
 
 def _spaced(text: str) -> str:
@@ -37,6 +38,7 @@ def _entity(match: re.Match) -> str:
 def normalise_text(text: str) -> str:
     """``text`` with HTML entities decoded, URLs and retweet markers blanked; same length."""
     out = _ENTITY.sub(_entity, text)
-    out = _URL.sub(lambda m: _spaced(m.group()), out)
-    out = _RETWEET.sub(lambda m: _spaced(m.group()), out)
+    out = URL.sub(lambda m: _spaced(m.group()), out)
+    out = RETWEET_PREFIX.sub(lambda m: _spaced(m.group()), out)
+    out = _PASSED_ON.sub(lambda m: _spaced(m.group()), out)
     return out

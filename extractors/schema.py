@@ -30,6 +30,13 @@ SYMMETRIC_RELATIONS: frozenset[str] = frozenset({
 SYMMETRIC_TYPES: frozenset[str] = frozenset(name.rsplit("/", 1)[-1].upper() for name in SYMMETRIC_RELATIONS)
 
 
+def one_way(head: str, relation: str, tail: str) -> bool:
+    """Whether ``head -[relation]-> tail`` is written the other way round: a symmetric relation
+    (graph type or label) has its smaller end as head, so both directions are one fact."""
+    symmetric = relation in SYMMETRIC_RELATIONS or relation in SYMMETRIC_TYPES
+    return symmetric and tail < head
+
+
 def relation_type_of(name: str) -> str:
     """Map a relation label to its graph relationship type.
 

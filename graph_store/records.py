@@ -9,6 +9,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from mkg_common.text import RETWEET_PREFIX, URL
+
 _SPACE = re.compile(r"\s+")
 _EDGE_PUNCT = " \t\"'`.,;:!?()[]{}<>#@"
 
@@ -31,16 +33,12 @@ def clean_name(name: str) -> str:
     return _SPACE.sub(" ", invisible_free(name)).strip()
 
 
-_RETWEET = re.compile(r"^\s*RT\s+@\w+\s*:?\s*")
-_URL = re.compile(r"(?:https?://|www\.)\S+")
-
-
 def evidence_key(text: str) -> str:
     """Which posts are one piece of evidence: a retweet (``RT @who: ...``), an exact copy, or a copy
     differing only in case, spacing or links shares its original's key; other posts are independent."""
     import hashlib
 
-    norm = _SPACE.sub(" ", _URL.sub(" ", _RETWEET.sub("", invisible_free(text)))).strip().casefold()
+    norm = _SPACE.sub(" ", URL.sub(" ", RETWEET_PREFIX.sub("", invisible_free(text)))).strip().casefold()
     return hashlib.sha256(norm.encode("utf-8")).hexdigest()[:16]
 
 

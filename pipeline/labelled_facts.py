@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from extractors.schema import MNRE_RELATIONS, SYMMETRIC_RELATIONS as SYMMETRIC, implied_types, relation_type_of
+from extractors.schema import MNRE_RELATIONS, SYMMETRIC_RELATIONS as SYMMETRIC, implied_types, one_way, relation_type_of
 from extractors.spans import find_name
 from graph_store.records import canonical_key
 
@@ -31,7 +31,7 @@ class GoldFact:
 
     def canonical(self) -> "GoldFact":
         """Symmetric relations in one order, so either direction is the same fact."""
-        if self.relation in SYMMETRIC and self.tail < self.head:
+        if one_way(self.head, self.relation, self.tail):
             return GoldFact(self.tail, self.relation, self.head)
         return self
 
@@ -136,10 +136,8 @@ def score_graph_facts(rows: Iterable[tuple[str, str, str, Iterable[str]]], gold:
     """Precision and recall of a graph's extracted facts, ``(head key, type, tail key, post ids)``:
     a fact is right when a post it came from states it (symmetric ones in either order); recall is over
     the gold facts of all posts, each distinct fact once."""
-    from extractors.schema import SYMMETRIC_TYPES
-
     def canon(h: str, r: str, t: str) -> tuple[str, str, str]:
-        return (t, r, h) if r in SYMMETRIC_TYPES and t < h else (h, r, t)
+        return (t, r, h) if one_way(h, r, t) else (h, r, t)
 
     by_post = {g.id: {canon(*f) for f in graph_triples(g)} for g in gold}
     every = set().union(*by_post.values()) if by_post else set()

@@ -7,7 +7,7 @@ written; the graph store validates again before building Cypher.
 from __future__ import annotations
 
 from extractors.base import EntityMention, Extraction
-from extractors.schema import SYMMETRIC_TYPES
+from extractors.schema import one_way
 from graph_store.records import (EntityRow, FactRow, GraphBatch, PostRow, Provenance, canonical_key, clean_name,
                                  evidence_key)
 from graph_store.schema import LabelSchema
@@ -49,7 +49,7 @@ def add_post(batch: GraphBatch, post: Post, extraction: Extraction, model_versio
         if head is None or tail is None or head == tail:
             continue
         head_type, tail_type = rel.head.type, rel.tail.type
-        if rel.type in SYMMETRIC_TYPES and tail < head:  # one edge per pair: the smaller key is the head
+        if one_way(head, rel.type, tail):  # one edge per pair: the smaller key is the head
             head, tail, head_type, tail_type = tail, head, tail_type, head_type
         facts.append(FactRow(head, head_type, rel.type, tail, tail_type,
                              Provenance(post.id, seen, rel.source_version or model_version, rel.confidence),
