@@ -188,7 +188,9 @@ class Post(_Strict):
             return self
         ids = set()
         for ent in self.annotations.entities:
-            if ent.end > len(self.text) or ent.start >= ent.end:
+            if ent.start >= ent.end:
+                raise ValueError(f"annotation entity {ent.id!r} span [{ent.start},{ent.end}) is empty or inverted")
+            if ent.end > len(self.text):
                 raise ValueError(f"annotation entity {ent.id!r} span [{ent.start},{ent.end}) is outside the text")
             ids.add(ent.id)
         for rel in self.annotations.relations:

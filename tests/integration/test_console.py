@@ -111,6 +111,29 @@ def test_writes_need_a_csrf_token_and_record_who_decided(console, graph_store):
     assert row[3].startswith("local:") and row[4] and row[5].startswith("the person")
 
 
+def test_every_write_refuses_a_request_without_a_valid_csrf_token(console, graph_store):
+    """Bug once let through: CSRF switched off on the reject form, while only the confirm form was
+    tried without a token. Every POST route the app has, found from its URL map (so a new form is
+    covered too), refuses a missing and a forged token, and the candidate stays pending."""
+    app, _, ids = console
+    cid = ids["candidate"]
+    client = app.test_client()
+    forms = {"name": "/per/org/founded_by", "into": "/per/org/member_of", "head": "PER:grace hopper",
+             "rel": "MEMBER_OF", "tail": ids["hostile_key"], "action": "reject", "reason": "a test",
+             "user": "admin", "password": "s3cret-test"}
+    routes = [r for r in app.url_map.iter_rules() if "POST" in r.methods and r.endpoint != "static"]
+    assert {"/review/<cid>/reject", "/review/<cid>/confirm", "/review/<cid>/merge", "/edge/correct"} <= \
+        {r.rule for r in routes}
+    for rule in routes:
+        url = rule.rule.replace("<cid>", cid)
+        for token in (None, "forged-token"):
+            data = forms if token is None else {**forms, "csrf_token": token}
+            resp = client.post(url, data=data)
+            assert resp.status_code == 400, (rule.rule, token)
+    assert find_candidate(graph_store, cid).status == "pending"
+    assert graph_store.query("MATCH (c:Correction) RETURN count(c)").rows == [[0]]
+
+
 def test_merge_only_into_a_known_class(console, graph_store):
     app, _, ids = console
     cid = ids["candidate"]

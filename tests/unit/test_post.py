@@ -53,6 +53,17 @@ def test_invalid_posts_name_the_reason(raw, reason):
     assert reason in err.value.reason
 
 
+@pytest.mark.parametrize("start, end", [(7, 2), (5, 4), (3, 3)], ids=["inverted", "inverted-by-one", "empty"])
+def test_an_inverted_or_empty_annotation_span_is_refused(start, end):
+    """Bug once let through: a span whose end is not after its start names no characters, and a
+    labelled-data ingest would store an entity with no text. The text has 19 characters, so only
+    the order of the two ends can be wrong here."""
+    raw = payload(annotations={"entities": [{"id": "e1", "start": start, "end": end, "type": "PER"}]})
+    with pytest.raises(InvalidPost) as err:
+        parse_post(raw)
+    assert "annotation entity 'e1' span" in err.value.reason and "empty or inverted" in err.value.reason
+
+
 def test_five_megabyte_text_is_rejected():
     with pytest.raises(InvalidPost, match="at most"):
         parse_post(payload(text="a" * 5_000_000))

@@ -71,6 +71,18 @@ def test_weak_evidence_needs_a_shared_post_or_agreeing_contexts():
     assert Resolver().decide(EntityName("Sao Paulo", "LOC"), EntityName("São Paulo", "LOC")).merge
 
 
+def test_posts_that_mention_only_one_of_the_names_are_not_a_shared_post():
+    """Bug once let through (``&`` -> ``|``): any post counted as shared, which silently removed the
+    context gate for weak evidence. Here each name has its own posts and no post mentions both."""
+    resolver = Resolver()  # no encoder: no contexts, so only a shared post could let the surname merge
+    apart = resolver.decide(EntityName("Obama", "PER", posts=frozenset({"p3"})),
+                            EntityName("Barack Obama", "PER", posts=frozenset({"p1", "p2"})))
+    assert not apart.merge and apart.vetoed and "weak without a shared post" in apart.evidence
+    together = resolver.decide(EntityName("Obama", "PER", posts=frozenset({"p2", "p3"})),
+                               EntityName("Barack Obama", "PER", posts=frozenset({"p1", "p2"})))
+    assert together.merge and together.evidence.endswith("mentioned in one post")
+
+
 @pytest.mark.parametrize("a,b,merge,evidence", PAIRS, ids=[f"{p[0][0]}|{p[1][0]}" for p in PAIRS])
 def test_name_evidence_without_an_encoder(a, b, merge, evidence):
     decision = NAMES_ALONE.decide(EntityName(*a), EntityName(*b))

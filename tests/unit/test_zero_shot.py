@@ -272,3 +272,28 @@ def test_a_zero_shot_label_is_a_suggestion_unless_the_scorer_is_precise_enough()
     model.held_out_precision = None
     assert writes_zero_shot_facts("always", model, None, 0.9) is True
     assert writes_zero_shot_facts("auto", model, None, 0.9) is False
+
+
+def test_the_relation_threshold_decides_which_unsure_pairs_are_labelled():
+    """Bug once let through: the labeller ignored its threshold (the other tests label above it only, or
+    at -1). The unsure (Widget, Ann) pair scores 1 / sqrt(1.25) = 0.894 against the product class,
+    computed by hand from the stand-in encoder, so a threshold on either side of it decides."""
+    from extractors.base import UncertainPair
+
+    model = ZeroShotModel(ZeroShotScorer(small()), "zs-test", threshold=0.3, encoder=_WordEncoder())
+    classes = [ZeroShotClass("/org/per/made_by", "a product made by a person")]
+
+    def label(threshold, write_facts=True):
+        zs = ZeroShotExtractor(_Tagger(), model, lambda: classes, threshold=threshold, write_facts=write_facts)
+        (ext,) = zs.extract([ExtractionInput("p1", "Ann loves her new Widget")])
+        return ext
+
+    assert [r.type for r in label(0.89).relations if r.zero_shot] == ["MADE_BY"]
+    above = label(0.90)
+    assert not any(r.zero_shot for r in above.relations)
+    (pair,) = [u for u in above.uncertain if isinstance(u, UncertainPair)]
+    assert pair.label == "None"  # not even suggested: the pair stays as the tagger left it
+    (pair,) = [u for u in label(0.90, write_facts=False).uncertain if isinstance(u, UncertainPair)]
+    assert pair.label == "None"
+    # None: the scorer's own threshold (0.3 here)
+    assert [r.type for r in label(None).relations if r.zero_shot] == ["MADE_BY"]
