@@ -20,12 +20,14 @@ demo: install
 	$(BIN)/mkg demo
 
 # The console's browser tests drive Debian's chromium with its chromedriver (no driver download);
-# installed here when missing and apt-get can (root), else those tests skip and say why.
+# installed here when missing and apt-get can (root), else those tests skip and say why; in CI
+# (CI=true, set by .ci/run) a failed install stops the run.
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
 	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1)) || \
-	  echo "make: chromium/chromium-driver could not be installed; the console's browser tests will be skipped"
+	  { echo "make: chromium/chromium-driver could not be installed; the console's browser tests will be skipped"; \
+	    case "$$CI" in 1|true|yes) echo "make: CI=$$CI: failing instead"; exit 1;; esac; }
 
 # The suite starts real Kafka and Neo4j itself (mkg services) and stops them after.
 test: install browser

@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-from helpers import TEST_BOLT_PORT, TEST_KAFKA_PORT, TEST_SERVICES_DIR  # noqa: E402  (after the sys.path line)
+from helpers import TEST_BOLT_PORT, TEST_KAFKA_PORT, TEST_SERVICES_DIR, unavailable  # noqa: E402  (after the sys.path line)
 
 
 def pytest_report_header(config):
@@ -55,7 +55,7 @@ def services():
     """
     missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
     if missing:
-        pytest.skip(f"INTEGRATION TESTS SKIPPED: {', '.join(missing)} not installed, cannot run real Kafka/Neo4j")
+        unavailable(f"INTEGRATION TESTS SKIPPED: {', '.join(missing)} not installed, cannot run real Kafka/Neo4j")
     manager = suite_service_manager()
     ports = {"kafka": [TEST_KAFKA_PORT, TEST_KAFKA_PORT + 1], "neo4j": [TEST_BOLT_PORT]}
     for name, svc in manager.services.items():
@@ -165,9 +165,11 @@ class AirflowRunner:
 @pytest.fixture(scope="session")
 def airflow(tmp_path_factory):
     """``airflow db migrate`` once per session; ``airflow.run(dag_id, conf, env)`` does ``dag.test()``."""
+    import importlib.util
     import subprocess
 
-    pytest.importorskip("airflow", reason="apache-airflow not installed (pip install -e '.[airflow]')")
+    if importlib.util.find_spec("airflow") is None:
+        unavailable("apache-airflow not installed (pip install -e '.[airflow]')")
     runner = AirflowRunner(tmp_path_factory.mktemp("airflow-home"))
     airflow_bin = Path(sys.executable).with_name("airflow")
     proc = subprocess.run([str(airflow_bin), "db", "migrate"], env=runner.env, capture_output=True, text=True,

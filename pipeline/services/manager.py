@@ -3,10 +3,18 @@
 State (data, logs, PID files) lives in one run directory, by default
 ``$MKG_SERVICES_DIR`` or a fixed folder under the system temp dir, so that
 ``mkg services down`` in another shell finds what ``up`` started.
+
+A PID file names a process only while that process is the one it recorded:
+after a crash or a reboot the number may belong to any other program, and the
+manager (and the test suite, which wipes and stops "its" servers) must never
+take that program for its server. So the file records the process's start
+time and command line beside its PID, and a PID whose live process differs in
+either is treated as gone.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import tempfile
@@ -14,7 +22,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from .base import Service, default_cache_dir
+
+log = logging.getLogger(__name__)
 
 
 def default_run_dir() -> Path:
@@ -55,11 +67,21 @@ class ServiceManager:
         return self.run_dir / name / "pid"
 
     def pid(self, name: str) -> int | None:
+        """The PID of the server this manager started, or None: no PID file, the process is gone, or
+        the PID now belongs to another process (its start time or command line differ)."""
         path = self._pid_file(name)
         if not path.exists():
             return None
-        pid = int(json.loads(path.read_text())["pid"])
-        return pid if _alive(pid) else None
+        recorded = json.loads(path.read_text())
+        pid = int(recorded["pid"])
+        if not _alive(pid):
+            return None
+        now = process_identity(pid)
+        if now is None or [now[0], now[1]] != [recorded.get("started"), recorded.get("cmdline")]:
+            log.warning("pid file names another process; not ours", extra={"service": name, "pid": pid,
+                                                                           "pid_file": str(path)})
+            return None
+        return pid
 
     def up(self, names: list[str], timeout_s: float = 180.0) -> list[ServiceStatus]:
         """Resolve jars, start what is not running, wait until all are healthy."""
@@ -74,7 +96,10 @@ class ServiceManager:
             with open(svc_dir / "server.log", "ab") as log:
                 proc = svc.launch(self.cache_dir, svc_dir, log)
             self._children[name] = proc
-            self._pid_file(name).write_text(json.dumps({"pid": proc.pid, "address": svc.address}))
+            identity = process_identity(proc.pid)
+            started, cmdline = identity if identity is not None else (None, None)
+            self._pid_file(name).write_text(json.dumps({"pid": proc.pid, "address": svc.address,
+                                                        "started": started, "cmdline": cmdline}))
         deadline = time.monotonic() + timeout_s
         for name in names:
             svc = self.services[name]
@@ -90,9 +115,11 @@ class ServiceManager:
         """SIGTERM each recorded PID (its process group), SIGKILL after the timeout."""
         for name in names:
             pid = self.pid(name)
+            child = self._children.pop(name, None)
+            if pid is None and child is not None and child.poll() is None:
+                pid = child.pid  # started by this very manager: ours whatever the PID file says now
             if pid is not None:
                 _terminate(pid, timeout_s)
-            child = self._children.pop(name, None)
             if child is not None:
                 child.wait(timeout=5)  # reap, so no zombie outlives the test session
             self._pid_file(name).unlink(missing_ok=True)
@@ -104,6 +131,16 @@ class ServiceManager:
             svc = self.services[name]
             out.append(ServiceStatus(name, pid, pid is not None, svc.is_healthy(), svc.address))
         return out
+
+
+def process_identity(pid: int) -> tuple[float, list[str]] | None:
+    """(start time, command line) of a live process: together they tell a reused PID from the
+    process that had it. None when it is gone or cannot be read."""
+    try:
+        proc = psutil.Process(pid)
+        return proc.create_time(), proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
 
 
 def _alive(pid: int) -> bool:

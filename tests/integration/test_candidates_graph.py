@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import torch
-from helpers import SHARED_DATA, write_jsonl
+from helpers import SHARED_DATA, unavailable, write_jsonl
 
 from continual.candidates.discovery import discover, run_discovery
 from continual.candidates.graph import list_candidates
@@ -37,7 +37,7 @@ def mnre_groups() -> dict[str, list]:
 
     path = SHARED_DATA / "mnre" / "mnre_train.txt"
     if not path.exists():
-        pytest.skip(f"real data missing: {path}")
+        unavailable(f"real data missing: {path}")
     groups: dict[str, list] = {"birthday": [], "album": [], "other": [], "known": []}
     seen = set()
     for ex in read_re(path):

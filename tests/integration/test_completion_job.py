@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, unavailable
 
 from graph_store.schema import LabelSchema
 from graph_store.completion.calibrate import MIN_WRITTEN
@@ -33,7 +33,7 @@ def text_cache(tmp_path_factory):
 def build_gold_graph(store, n_posts: int) -> int:
     path = SHARED_DATA / "mnre" / "mnre_train.txt"
     if not path.exists():
-        pytest.skip(f"real data missing: {path}")
+        unavailable(f"real data missing: {path}")
     batch = GraphBatch()
     for wire in mnre_annotated_posts(path, limit=n_posts):
         post = parse_post(json.dumps(wire))

@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-import pytest
 import torch
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, unavailable
 
 from extractors.encoders import MINILM
 from graph_store.completion.data import FilterIndex, load_split
@@ -25,7 +24,7 @@ def wn18rr_slice(n_entities: int, seed: int = 0):
     (train+valid+test), renumbered, split 85/15 at random."""
     folder = SHARED_DATA / "wn18rr"
     if not folder.exists():
-        pytest.skip(f"real data missing: {folder}")
+        unavailable(f"real data missing: {folder}")
     split = load_split(folder)
     triples = split.all_triples()
     nbrs = defaultdict(list)

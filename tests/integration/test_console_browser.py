@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from console_world import build_config, populate
+from helpers import unavailable
 
 from pipeline.console import create_app
 from pipeline.runtime import running_worker
@@ -22,14 +23,13 @@ from pipeline.runtime import running_worker
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="BROWSER TESTS SKIPPED: Debian's chromium and chromium-driver are not installed (apt-get install "
-           "chromium chromium-driver; .ci/run installs them)")
 
 
 @pytest.fixture
 def browser():
+    if CHROMIUM is None or DRIVER is None:
+        unavailable("BROWSER TESTS SKIPPED: Debian's chromium and chromium-driver are not installed (apt-get "
+                    "install chromium chromium-driver; `make browser` installs them)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

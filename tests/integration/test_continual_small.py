@@ -12,7 +12,7 @@ import csv
 import json
 
 import pytest
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, unavailable
 
 from continual.benchmark import BenchmarkConfig, run_benchmark
 
@@ -20,7 +20,7 @@ from continual.benchmark import BenchmarkConfig, run_benchmark
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     if not (SHARED_DATA / "imre" / "sep10").exists():
-        pytest.skip(f"real data missing: {SHARED_DATA / 'imre'}")
+        unavailable(f"real data missing: {SHARED_DATA / 'imre'}")
     out = tmp_path_factory.mktemp("continual")
     cfg = BenchmarkConfig(kind="mre", variant="sep10", methods=["mspt", "finetune"], n_tasks=2, limit=150,
                           test_limit=150, epochs=1, vision="random-vit-small", device="cpu", out_dir=out,
@@ -104,7 +104,7 @@ def test_mspt_mechanics_in_the_run(small_run):
 def test_imner_two_tasks_grow_the_crf(tmp_path):
     """IMNER PLOM, 2 tasks, tiny: the CRF grows by B-/I-LOC, memory holds PER sentences, EWC is active."""
     if not (SHARED_DATA / "imner").exists():
-        pytest.skip(f"real data missing: {SHARED_DATA / 'imner'}")
+        unavailable(f"real data missing: {SHARED_DATA / 'imner'}")
     cfg = BenchmarkConfig(kind="mner", variant="PLOM", methods=["mspt", "replay_ewc"], n_tasks=2, limit=40,
                           test_limit=40, epochs=1, vision="random-vit-small", device="cpu", out_dir=tmp_path,
                           progress=False)

@@ -7,7 +7,7 @@ pipeline's multimodal extractor hot-reloads a promoted version between batches.
 from __future__ import annotations
 
 import pytest
-from helpers import SHARED_DATA, mnre_posts, write_jsonl
+from helpers import SHARED_DATA, unavailable, mnre_posts, write_jsonl
 
 from extractors.datasets import read_conll, read_re
 from extractors.metrics import majority_baseline_re, ner_entity_prf
@@ -44,7 +44,7 @@ def tiny_mnre(folder, per_class: int):
 @pytest.fixture(scope="module")
 def tiny_store(tmp_path_factory):
     if not (SHARED_DATA / "mnre").exists():
-        pytest.skip(f"real data missing: {SHARED_DATA}")
+        unavailable(f"real data missing: {SHARED_DATA}")
     root = tmp_path_factory.mktemp("models")
     data = tiny_mnre(tmp_path_factory.mktemp("data") / "mnre", 80)
     mre_version, _ = train("mre", data, root, TINY_MRE, promote=True)

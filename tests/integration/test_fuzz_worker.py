@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from fuzz_posts import (MARKER, OK, PARSE, FuzzInput, GivenEntitiesExtractor, ImageCheckingExtractor, check_outcome,
+from fuzz_posts import (MARKER, PARSE, FuzzInput, GivenEntitiesExtractor, ImageCheckingExtractor, check_outcome,
                         draw_draft, draw_stream, duplicated_entities, graph_posts, key_cases, make_env, write_stream)
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st

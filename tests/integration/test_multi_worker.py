@@ -10,7 +10,7 @@ import json
 import time
 
 import pytest
-from helpers import SHARED_DATA, assert_each_post_once, worker_config
+from helpers import SHARED_DATA, unavailable, assert_each_post_once, worker_config
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -36,7 +36,7 @@ def topic4(services, topic):
 def _posts(n: int) -> list[dict]:
     path = SHARED_DATA / "mnre" / "mnre_train.txt"
     if not path.exists():
-        pytest.skip(f"real data missing: {path}")
+        unavailable(f"real data missing: {path}")
     return mnre_annotated_posts(path, limit=n)
 
 

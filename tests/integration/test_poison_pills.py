@@ -19,7 +19,7 @@ import pytest
 from helpers import write_jsonl
 from PIL import Image
 
-from extractors.base import EntityMention, Extraction, Extractor
+from extractors.base import Extraction, Extractor
 from graph_store.base import GraphRejected, GraphUnavailable
 from pipeline.dead_letter import FileDeadLetterSink, read_dead_letters
 from pipeline.images import ImagePolicy

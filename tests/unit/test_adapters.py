@@ -13,7 +13,7 @@ from safetensors import safe_open
 
 from extractors import adapters
 from extractors.adapters import BaseEncoderMismatch, LoraSpec, add_lora, crop_zeros, has_lora, pad_to
-from extractors.datasets import NERExample, REExample
+from extractors.datasets import REExample
 from extractors.encoders import RANDOM_VISION, EncoderSpec, build_encoder
 from extractors.store import ModelStore
 from extractors.tasks import NERTask, RETask

@@ -11,7 +11,7 @@ import math
 
 import pytest
 import torch
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, unavailable
 
 from continual.distillation import AttentionDistiller, asymmetric_attention_loss, attention_distillation
 from continual.evaluation import score_after_task
@@ -53,7 +53,7 @@ def mner_model(encoder_and_tokenizer):
 
 def re_slice(n: int = 16) -> list[REExample]:
     if not IMRE.exists():
-        pytest.skip(f"real data missing: {IMRE}")
+        unavailable(f"real data missing: {IMRE}")
     return balanced_sample(read_re(IMRE / "sep10" / "ours_train_0.txt"), n, lambda e: e.relation)
 
 
@@ -110,7 +110,7 @@ def test_mner_growth_keeps_emissions_and_crf(mner_model, encoder_and_tokenizer):
 
 def test_imre_stream_grows_the_label_space():
     if not IMRE.exists():
-        pytest.skip(f"real data missing: {IMRE}")
+        unavailable(f"real data missing: {IMRE}")
     stream = imre_stream("sep10", n_tasks=3, limit=30, test_limit=40)
     assert [t.new_classes for t in stream.tasks] == [
         ["/per/misc/religion", "/per/per/peer"], ["/per/org/member_of", "/per/per/charges"],
@@ -128,7 +128,7 @@ def test_imre_stream_grows_the_label_space():
 def test_imner_stream_orders_and_tags():
     root = SHARED_DATA / "imner"
     if not root.exists():
-        pytest.skip(f"real data missing: {root}")
+        unavailable(f"real data missing: {root}")
     plom = imner_stream("PLOM", limit=20, test_limit=20)
     polm = imner_stream("POLM", n_tasks=3, limit=20)
     assert [t.new_classes for t in plom.tasks] == [["PER"], ["LOC"], ["ORG"], ["MISC"]]
@@ -163,7 +163,7 @@ def test_sliced_imre_test_sets_keep_the_natural_share_of_none():
     """Evaluation subsets follow the file's class distribution (None included); training
     subsets let the classes take turns."""
     if not IMRE.exists():
-        pytest.skip(f"real data missing: {IMRE}")
+        unavailable(f"real data missing: {IMRE}")
     full = read_re(IMRE / "sep10" / "ours_test_1.txt")
     stream = imre_stream("sep10", n_tasks=2, limit=30, val_limit=40, test_limit=200)
     test = stream.tasks[1].test
