@@ -132,6 +132,35 @@ def test_confirmed_relation_is_labelled_zero_shot_then_taken_over_by_the_promote
     assert graph_store.query(COUNT_ZERO_SHOT).rows == []
 
 
+def test_with_the_shipped_defaults_a_confirmed_relation_is_suggested_for_review_never_written(
+        graph_store, short_tmp, tmp_path):
+    """The shipped defaults (``Config()``): the scorer's own threshold, and ``write_facts: auto``, which
+    makes zero-shot labels suggestions because the shipped scorer's held-out precision (0.11) is far
+    below the target. A confirmed class ("teammate", which the shipped scorer finds among the unsure
+    pairs of these 40 posts) reaches the observations the review queue and the next update read, at
+    or above the threshold, and the graph gets no such edge."""
+    from pipeline.observations import read_observations
+
+    name, graph_type = "/per/per/teammate", "TEAMMATE"
+    cand = one_candidate(graph_store, tmp_path / "obs")
+    confirm(graph_store, LabelledStore(tmp_path / "labelled"), cand, name, now=T0,
+            description="two athletes who play for the same team")
+    extractor = with_zero_shot(Config(), graph_store, MultimodalExtractor(tmp_path / "models", shipped=True))
+    assert [c.name for c in extractor.active_classes()] == [name]
+    assert extractor.threshold == extractor.model.threshold and extractor.write_facts is False
+    seen = ObservationSink(tmp_path / "seen", clock=lambda: T0)
+    dead = FileDeadLetterSink(short_tmp / "defaults.dead.jsonl")
+    Worker(FileSource([write_jsonl(short_tmp / "a.jsonl", mnre_posts(POSTS))]), extractor, graph_store, dead,
+           batch_size=20, observations=seen).run()
+    dead.close()
+    suggested = [o for o in read_observations(tmp_path / "seen", T0 - timedelta(days=1), T0 + timedelta(days=1))
+                 if o.label == name]
+    assert suggested, "the shipped scorer suggested the class for none of the unsure pairs"
+    assert all(o.confidence >= extractor.threshold and o.head_type == o.tail_type == "PER" for o in suggested)
+    assert graph_store.query(f"MATCH ()-[r:{graph_type}]->() RETURN count(r)").rows == [[0]]
+    assert graph_store.query("MATCH ()-[r]->() WHERE r.zero_shot RETURN count(r)").rows == [[0]]
+
+
 def test_zero_shot_classes_are_confirmed_candidates_and_proposed_tasks_not_yet_learnt(graph_store, tmp_path):
     from graph_store.schema_registry import record_classes
     from pipeline.runtime import zero_shot_relations
