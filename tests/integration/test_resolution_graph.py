@@ -114,6 +114,44 @@ def test_resolution_links_clusters_and_is_idempotent(graph_store):
     assert len(graph_store.query(SAME_AS_ROWS).rows) == first.merges
 
 
+def _written(i: int, text: str, names: list[tuple[str, str]]) -> GraphBatch:
+    """A post with its own text (the context resolution reads) mentioning ``names``."""
+    batch = post(i, names)
+    batch.posts[0] = PostRow(batch.posts[0].id, batch.posts[0].created_at, text, mentions=batch.posts[0].mentions)
+    return batch
+
+
+def test_with_the_shipped_defaults_a_surname_merges_on_a_shared_post_and_not_across_people(graph_store):
+    """The production job (``pipeline.jobs.resolution.resolve``) with ``Config()``: the real text encoder,
+    post texts as contexts, and the context gate on weak evidence. Who is who was decided by reading
+    the posts: the "Obama" of p2 is the Barack Obama it is mentioned with, @BarackObama is his handle;
+    the "Jordan" who captains Liverpool is not Michael Jordan of the Chicago Bulls."""
+    from pipeline.config import Config
+    from pipeline.jobs.resolution import resolve
+
+    posts = [
+        _written(1, "Barack Obama (@BarackObama) speaks at the Democratic convention tonight",
+                 [("PER", "Barack Obama"), ("PER", "@BarackObama")]),
+        _written(2, "Barack Obama meets Merkel in Berlin; Obama praises the alliance",
+                 [("PER", "Obama"), ("PER", "Barack Obama"), ("PER", "Merkel")]),
+        _written(3, "Jordan Henderson lifts the trophy: Jordan captained Liverpool to the Champions League title",
+                 [("PER", "Jordan"), ("ORG", "Liverpool")]),
+        _written(4, "Michael Jordan won six NBA championships with the Chicago Bulls",
+                 [("PER", "Michael Jordan"), ("ORG", "Chicago Bulls")]),
+    ]
+    for batch in posts:
+        graph_store.write(batch)
+    report = resolve(Config(), graph_store)
+    clusters = links.clusters(graph_store)
+    assert clusters["PER:barack obama"] == ["PER:barack obama", "PER:barackobama", "PER:obama"]
+    assert "PER:jordan" not in {k for members in clusters.values() for k in members}
+    assert "PER:merkel" not in {k for members in clusters.values() for k in members}
+    assert report.merges == 2
+    evidence = dict(((a, b), e) for a, b, e in graph_store.query(
+        "MATCH (a:Entity)-[s:SAME_AS]->(b:Entity) RETURN a.key, b.key, s.evidence").rows)
+    assert evidence[("PER:barack obama", "PER:obama")].endswith("mentioned in one post")
+
+
 def test_unmerge_cuts_for_good_and_the_rest_of_the_cluster_keeps_its_links(graph_store):
     for batch in stream(0, 40):
         graph_store.write(batch)
