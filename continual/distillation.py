@@ -1,4 +1,4 @@
-"""Asymmetric attention distillation (MSPT Eq. 12-14).
+"""Attention distillation (MSPT Eq. 12-14): half the L1 distance of the height-pooled attention maps.
 
 After each task a frozen copy of the model is kept. While learning the next
 task, the attention maps of the top interaction layers (the layers that
@@ -8,19 +8,21 @@ dimension and compared with the old model's on the same batch:
     L_AD = sum_layers sum_{m in text, vision} ReLU(P_old^m - P_new^m),
     P^m  = sum over queries of A^m   (per key)
 
-Only attention that the new model *withdraws* from a key is penalised
-(ReLU: asymmetric), so the model may still attend to new things for new
-classes (plasticity) but is pulled back when it stops attending to what old
-classes relied on (stability). L_all = lambda * L_AD + L_task.
+The paper calls it asymmetric: the ReLU penalises only attention the new
+model *withdraws* from a key, meant to leave it free to attend to new things
+for new classes (plasticity) while pulling it back when it stops attending to
+what old classes relied on (stability). L_all = lambda * L_AD + L_task.
 
-In effect it is symmetric: every softmax row sums to 1, so both pooled maps
+What it computes here is symmetric: every softmax row sums to 1, so both pooled maps
 sum to the number of real queries, what the new model withdraws from some
 keys it gives to others, and sum ReLU(P_old - P_new) = sum ReLU(P_new -
 P_old) = 0.5 * ||P_old - P_new||_1. The loss is half the L1 distance of the
 pooled maps, with the same gradient w.r.t. the attention logits
 (tests/unit/test_continual.py demonstrates it on random softmax rows). The
 ReLU only makes a difference for maps that are not normalised, which this
-model never produces. Kept as written to match the paper's formulation.
+model never produces. So the loss is named for what it computes
+(:func:`pooled_attention_distance`); the ReLU form is kept, which equals it on
+this model and follows the paper's equation on any other.
 
 Normalisation: the pooled difference is summed over keys and divided by the
 number of real (unpadded) queries, then averaged over batch and heads; each
@@ -41,10 +43,11 @@ from extractors.fusion import NO_IMAGE_TOKENS, StreamOutput
 from .objectives import encoder_outputs
 
 
-def asymmetric_attention_loss(old: torch.Tensor, new: torch.Tensor,
+def pooled_attention_distance(old: torch.Tensor, new: torch.Tensor,
                               query_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """One layer and modality. ``old``/``new``: [B, H, Q, K] attention probabilities;
-    ``query_mask``: [B, Q], true for real queries."""
+    """One layer and modality: sum over keys of ReLU(P_old - P_new) per real query, which for softmax
+    rows is half the L1 distance of the height-pooled maps. ``old``/``new``: [B, H, Q, K] attention
+    probabilities; ``query_mask``: [B, Q], true for real queries."""
     if query_mask is None:
         query_mask = torch.ones(old.shape[0], old.shape[2], dtype=torch.bool, device=old.device)
     m = query_mask[:, None, :, None].to(new.dtype)
@@ -71,10 +74,10 @@ def attention_distillation(old: StreamOutput, new: StreamOutput, text_mask: torc
     has_image = _per_row(has_image, image_index)
     t_mask = text_mask.bool()
     for a_old, a_new in zip(old.text_attn, new.text_attn):
-        total = total + asymmetric_attention_loss(a_old, a_new, t_mask)
+        total = total + pooled_attention_distance(a_old, a_new, t_mask)
     for a_old, a_new in zip(old.vision_attn, new.vision_attn):
         v_mask = vision_query_mask(has_image, a_new.shape[0], a_new.shape[2], a_new.device)
-        total = total + asymmetric_attention_loss(a_old, a_new, v_mask)
+        total = total + pooled_attention_distance(a_old, a_new, v_mask)
     return total
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from helpers import SHARED_DATA, unavailable
 
-from continual.distillation import AttentionDistiller, asymmetric_attention_loss, attention_distillation
+from continual.distillation import AttentionDistiller, attention_distillation, pooled_attention_distance
 from continual.evaluation import score_after_task
 from continual.memory import RehearsalMemory, kmeans_prototypes, model_features
 from continual.methods import MethodSpec, parse_method
@@ -239,14 +239,14 @@ def test_mner_memory_classes_are_entity_types():
 # -- attention distillation ---------------------------------------------------------
 
 
-def test_asymmetric_attention_loss_by_hand():
+def test_pooled_attention_distance_by_hand():
     old = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])  # [B=1, H=1, Q=2, K=2]
     new = torch.tensor([[[[0.5, 0.5], [1.0, 0.0]]]])
     # height pooling: old [2, 0], new [1.5, 0.5]; only the lost 0.5 on key 0 counts, / 2 queries
-    assert asymmetric_attention_loss(old, new).item() == pytest.approx(0.25)
-    assert asymmetric_attention_loss(old, old).item() == 0.0
+    assert pooled_attention_distance(old, new).item() == pytest.approx(0.25)
+    assert pooled_attention_distance(old, old).item() == 0.0
     # a padded second query does not count
-    assert asymmetric_attention_loss(old, new, torch.tensor([[True, False]])).item() == pytest.approx(0.5)
+    assert pooled_attention_distance(old, new, torch.tensor([[True, False]])).item() == pytest.approx(0.5)
 
 
 def test_only_withdrawn_attention_is_penalised():
@@ -255,8 +255,8 @@ def test_only_withdrawn_attention_is_penalised():
     old = torch.tensor([[[[0.5, 0.0]]]])  # [B=1, H=1, Q=1, K=2]
     gained = torch.tensor([[[[0.5, 0.5]]]])  # attends to a new key, withdraws nothing
     withdrawn = torch.tensor([[[[0.1, 0.0]]]])  # withdraws 0.4 from key 0, gains nothing
-    assert asymmetric_attention_loss(old, gained).item() == 0.0
-    assert asymmetric_attention_loss(old, withdrawn).item() == pytest.approx(0.4)
+    assert pooled_attention_distance(old, gained).item() == 0.0
+    assert pooled_attention_distance(old, withdrawn).item() == pytest.approx(0.4)
 
 
 def _half_l1(old: torch.Tensor, new: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor:
@@ -266,10 +266,10 @@ def _half_l1(old: torch.Tensor, new: torch.Tensor, query_mask: torch.Tensor) -> 
     return (0.5 * diff / m.sum(-2).squeeze(-1)).mean()
 
 
-def test_asymmetric_loss_on_softmax_rows_is_half_the_l1_distance():
+def test_the_distillation_on_softmax_rows_is_half_the_l1_distance():
     """Science hygiene: every attention row sums to 1, so the pooled old and new maps have the same
     total and what one withdraws the other gains: sum ReLU(old - new) = sum ReLU(new - old) =
-    0.5 * L1. The "asymmetric" loss is the symmetric L1 distance in value and in gradient (w.r.t.
+    0.5 * L1. The paper's "asymmetric" loss is the symmetric L1 distance in value and in gradient (w.r.t.
     the logits, which is what training sees)."""
     gen = torch.Generator().manual_seed(0)
     b, h, q, k = 3, 4, 7, 9
@@ -285,9 +285,9 @@ def test_asymmetric_loss_on_softmax_rows_is_half_the_l1_distance():
         value.backward()
         return value.detach(), logits.grad.clone()
 
-    asym, asym_grad = value_and_grad(asymmetric_attention_loss)
+    asym, asym_grad = value_and_grad(pooled_attention_distance)
     half_l1, half_l1_grad = value_and_grad(_half_l1)
-    flipped, flipped_grad = value_and_grad(lambda o, n, m: asymmetric_attention_loss(n, o, m))
+    flipped, flipped_grad = value_and_grad(lambda o, n, m: pooled_attention_distance(n, o, m))
     assert asym.item() > 0.05  # a real difference, not two zeros
     torch.testing.assert_close(asym, half_l1, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(asym, flipped, rtol=1e-5, atol=1e-6)
