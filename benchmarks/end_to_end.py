@@ -307,9 +307,21 @@ def adapt_relation_model(cfg, work: str, mnre_sample: int = 3000, epochs: int = 
                  seed=seed)
 
 
-def fit_fact_model(cfg, out: Path, progress: bool = True):
+def correction_rows(extractor, posts: Path, labels: Path, progress: bool = True) -> list[tuple[str, object, str]]:
+    """Training rows from the graph's corrections (``mkg facts export``): each corrected pair, both ways,
+    labelled as the person decided (a rejected fact: no relation; a fixed one: its relation one way).
+    Only the corrected pair of each post is labelled, so only its two entities are given: the other
+    pairs of the post are not guessed to be ``None``."""
+    gold = {g.id: g for g in load_gold(labels, posts)}
+    return labelled_candidates(extractor, [p for p in read_jsonl(posts) if p["id"] in gold], gold, gold_spans=True,
+                               desc="corrected pairs", progress=progress)
+
+
+def fit_fact_model(cfg, out: Path, progress: bool = True, corrections: tuple[Path, Path] | None = None):
     """Fit the shipped fact model: the fact head on the labelled *train* posts (pairs of predicted and
-    of gold spans), then the calibration on the *dev* half's candidates read through that head."""
+    of gold spans) and, with ``corrections`` (the posts and labels files ``mkg facts export`` wrote),
+    the pairs people corrected in the graph; then the calibration on the *dev* half's candidates read
+    through that head (never on corrections: people correct what they happen to see, not a sample)."""
     import numpy as np
 
     from extractors.datasets import NO_RELATION
@@ -326,11 +338,15 @@ def fit_fact_model(cfg, out: Path, progress: bool = True):
                                 progress=progress)
             + labelled_candidates(extractor, train_posts, train_gold, gold_spans=True,
                                   desc="train pairs (gold spans)", progress=progress))
+    corrected = correction_rows(extractor, *corrections, progress=progress) if corrections else []
+    rows += corrected
     labels = extractor._models.mre.labels
     head = fit_head(np.stack([c.representation for _, c, _ in rows]), [lab for _, _, lab in rows],
                     [pid for pid, _, _ in rows], labels, extractor.version)
     head.info.update({"trained_on": f"{TRAIN_GOLD.relative_to(HERE.parents[2])} ({len(train_posts)} posts)",
                       "script": "python -m benchmarks.end_to_end --fit"})
+    if corrections:
+        head.info["corrections"] = {"labels": str(corrections[1]), "pairs": len(corrected)}
     extractor._fact_head = head
     extractor.keep_representations = False
     dev = {g.id: g for g in load_gold(GOLD) if g.split == "dev"}
@@ -511,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=2, help="--adapt-mre: epochs (the best on the val posts is kept)")
     ap.add_argument("--fit", action="store_true",
                     help="fit the fact calibration on the dev half and write it to extractors/shipped/ first")
+    ap.add_argument("--corrections", nargs=2, type=Path, metavar=("POSTS", "LABELS"),
+                    help="--fit: also train the fact head on the graph's corrections (the two files "
+                         "`mkg facts export` writes)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from pipeline.config import load_config
@@ -527,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fit:
         from extractors.fact_calibration import SHIPPED_FACTS
 
-        fit_fact_model(cfg, SHIPPED_FACTS)
+        fit_fact_model(cfg, SHIPPED_FACTS, corrections=tuple(args.corrections) if args.corrections else None)
     result = {"git": _git(), "posts": {"all": len(gold), "dev": sum(g.split == "dev" for g in gold),
                                        "test": sum(g.split == "test" for g in gold)},
               "settings": cfg.extractor.model_dump(mode="json"), "models": _versions(cfg), "metrics": {}}

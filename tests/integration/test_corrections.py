@@ -74,3 +74,36 @@ def test_a_correction_needs_a_safe_relation_and_a_person(graph_store):
     with pytest.raises(CorrectionError):
         correct_fact(graph_store, "PER:jason pierre-paul", "MEMBER_OF", "ORG:espn", by=" ", at="2026-02-01T00:00:00Z")
     assert len(_facts(graph_store)) == 1
+
+
+def test_corrections_become_training_pairs_for_the_fact_head(embedded_store, tmp_path):
+    """The loop closes: corrections made in the graph, exported as `mkg facts export` writes them, are
+    the rows `python -m benchmarks.end_to_end --fit --corrections POSTS LABELS` trains the fact head on,
+    read by the shipped extractor: a rejected fact is its pair with no relation, both ways; a fixed one
+    is its right relation one way and no relation the other. Nothing else of the post is labelled."""
+    import json
+
+    from benchmarks.end_to_end import correction_rows
+    from pipeline.config import Config
+    from pipeline.runtime import make_extractor
+
+    embedded_store.write(_post("p1"))
+    born = "Ann Lee was born in Paris in 1990 , Barack Obama told CNN"  # two more names: not labelled
+    prov = Provenance("p2", "2026-01-01T00:00:00.000000Z", "m@1", 0.9)
+    embedded_store.write(GraphBatch(
+        posts=[PostRow("p2", prov.seen_at, born, mentions=("PER:ann lee", "LOC:paris"))],
+        entities=[EntityRow("PER:ann lee", "PER", "Ann Lee", prov), EntityRow("LOC:paris", "LOC", "Paris", prov)],
+        facts=[FactRow("PER:ann lee", "PER", "PLACE_OF_RESIDENCE", "LOC:paris", "LOC", prov,
+                       evidence=evidence_key(born))]))
+    correct_fact(embedded_store, "PER:jason pierre-paul", "MEMBER_OF", "ORG:espn", by="ana", at="2026-02-01T00:00:00Z")
+    correct_fact(embedded_store, "PER:ann lee", "PLACE_OF_RESIDENCE", "LOC:paris", by="ana", at="2026-02-01T00:00:00Z",
+                 fixed_to="PLACE_OF_BIRTH")
+    posts, labels = tmp_path / "posts.jsonl", tmp_path / "labels.jsonl"
+    rows = corrections_as_labels(embedded_store, label_for)
+    posts.write_text("".join(json.dumps(p) + "\n" for p, _ in rows))
+    labels.write_text("".join(json.dumps(lab) + "\n" for _, lab in rows))
+
+    got = {(pid, c.head.text, c.tail.text): label
+           for pid, c, label in correction_rows(make_extractor(Config()), posts, labels, progress=False)}
+    assert got == {("p1", "Jason Pierre-Paul", "ESPN"): "None", ("p1", "ESPN", "Jason Pierre-Paul"): "None",
+                   ("p2", "Ann Lee", "Paris"): "/per/loc/place_of_birth", ("p2", "Paris", "Ann Lee"): "None"}
