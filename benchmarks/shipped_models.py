@@ -47,7 +47,7 @@ def measure(kind: str, shipped: Path) -> dict:
             path = split_file(SHARED_DATA / get_kind(kind).dataset, split)
             examples = read_examples(kind, path)
             t0 = time.perf_counter()
-            result = task.evaluate(model, examples, per_class=split == "test")
+            result = get_kind(kind).evaluate(task, model, examples, per_class=split == "test")
             out[f"{split}_seconds"] = round(time.perf_counter() - t0, 1)
             out[f"{split}_examples"] = len(examples)
             for k in ("precision", "recall", "f1"):

@@ -38,7 +38,7 @@ class TaskKind(ABC):
     dataset: str  # the folder of its research data under ../shared/data
     no_label: str  # the label of "nothing": shared by every task, first in the model's label list
     label_attr: str  # the model attribute holding its label list
-    per_class_key: str  # where tasks.evaluate(per_class=True) puts per-class P/R/F1
+    per_class_key: str  # where evaluate(per_class=True) puts per-class P/R/F1
     metric: str  # what its F1 means, for reports
     logit_adjustment: bool  # one label per example: the label prior can be re-balanced (continual.balance)
     teacher_relabel: bool  # a task's data leaves old classes unlabelled (continual.relabel)
@@ -51,7 +51,15 @@ class TaskKind(ABC):
 
     def task(self, tokenizer, **kwargs):
         """The task adapter (batching, prediction, evaluation) for ``tokenizer``."""
-        return self.task_class(tokenizer, **kwargs)
+        return self.task_class(tokenizer, self.name, **kwargs)
+
+    def evaluate(self, task, model, examples, per_class: bool = False, **kwargs) -> dict:
+        """The task's scores of ``model`` on ``examples``; ``per_class`` adds per-class P/R/F1 (with
+        support) under :attr:`per_class_key`."""
+        out, gold, pred = task.scores(model, examples, **kwargs)
+        if per_class:
+            out[self.per_class_key] = self.per_class(gold, pred)
+        return out
 
     def labels(self, model) -> list[str]:
         """The model's output labels, in output order."""

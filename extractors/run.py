@@ -116,7 +116,7 @@ def evaluate(kind: str, data: str | Path, store_root: str | Path, version: str |
     path = split_file(data, "test")
     examples = read_examples(kind, path, limit)
     model, task, cfg = ModelStore(store_root, shipped=shipped).load(kind, version, device=device)
-    metrics = task.evaluate(model, examples, device=device, per_class=True)
+    metrics = get_kind(kind).evaluate(task, model, examples, device=device, per_class=True)
     return {"version": cfg["version"], "data": str(path), "examples": len(examples), **metrics}
 
 

@@ -14,7 +14,6 @@ import torch
 
 from .datasets import OUTSIDE, NERExample, REExample, bio_labels, entity_types, relation_labels
 from .features import attach_images, encode_ner, encode_re, register_markers
-from .kinds import MNER, MRE, get_kind
 from .metrics import ner_entity_prf, re_micro_prf
 from .models import MNERModel, MREModel
 
@@ -30,9 +29,11 @@ def chunks(examples: Sequence, batch_size: int, shuffle: bool, rng: random.Rando
 
 @dataclass
 class RETask:
+    """Built by its kind (``get_kind("mre").task(tokenizer)``), which passes its registry name."""
+
     tokenizer: object
+    kind: str
     max_len: int = 128
-    kind: str = MRE.name
 
     def __post_init__(self) -> None:
         register_markers(self.tokenizer)
@@ -80,22 +81,25 @@ class RETask:
         return model.representations(batch)[0].float().cpu()
 
     def evaluate(self, model: MREModel, examples: Sequence[REExample], device: str = "cpu",
-                 per_class: bool = False, images: Sequence | None = None) -> dict:
-        """Micro P/R/F1 excluding ``None``; ``per_class`` adds ``per_relation`` (P/R/F1, support)."""
+                 images: Sequence | None = None) -> dict:
+        """Micro P/R/F1 excluding ``None`` (per relation: ``TaskKind.evaluate``)."""
+        return self.scores(model, examples, device, images)[0]
+
+    def scores(self, model: MREModel, examples: Sequence[REExample], device: str = "cpu",
+               images: Sequence | None = None) -> tuple[dict, list[str], list[str]]:
+        """(micro P/R/F1 excluding ``None``, gold labels, predicted labels)."""
         pred, _ = self.predict(model, examples, device=device, images=images)
         gold = self.gold(examples)
-        out = re_micro_prf(gold, pred)
-        if per_class:
-            kind = get_kind(self.kind)
-            out[kind.per_class_key] = kind.per_class(gold, pred)
-        return out
+        return re_micro_prf(gold, pred), gold, pred
 
 
 @dataclass
 class NERTask:
+    """Built by its kind (``get_kind("mner").task(tokenizer)``), which passes its registry name."""
+
     tokenizer: object
+    kind: str
     max_len: int = 128
-    kind: str = MNER.name
 
     def labels_from(self, examples: Sequence[NERExample]) -> list[str]:
         return [OUTSIDE, *bio_labels(entity_types(list(examples)))]
@@ -141,12 +145,13 @@ class NERTask:
         return ((h_words * m).sum(1) / m.sum(1).clamp(min=1)).cpu()
 
     def evaluate(self, model: MNERModel, examples: Sequence[NERExample], device: str = "cpu",
-                 per_class: bool = False, images: Sequence | None = None) -> dict:
-        """Entity-level P/R/F1; ``per_class`` adds ``per_type`` (P/R/F1, support)."""
+                 images: Sequence | None = None) -> dict:
+        """Entity-level P/R/F1 (per type: ``TaskKind.evaluate``)."""
+        return self.scores(model, examples, device, images)[0]
+
+    def scores(self, model: MNERModel, examples: Sequence[NERExample], device: str = "cpu",
+               images: Sequence | None = None) -> tuple[dict, list, list]:
+        """(entity-level P/R/F1, gold tag sequences, predicted tag sequences)."""
         pred = self.predict(model, [e.tokens for e in examples], device=device, images=images)
         gold = self.gold(examples)
-        out = ner_entity_prf(gold, pred)
-        if per_class:
-            kind = get_kind(self.kind)
-            out[kind.per_class_key] = kind.per_class(gold, pred)
-        return out
+        return ner_entity_prf(gold, pred), gold, pred

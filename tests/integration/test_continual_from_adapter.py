@@ -14,7 +14,7 @@ from helpers import append_jsonl, dag_config, imre_posts
 from extractors.adapters import LoraSpec, add_lora, has_lora
 from extractors.encoders import RANDOM_VISION, EncoderSpec, build_encoder
 from extractors.store import ModelStore
-from extractors.tasks import RETask
+from extractors.kinds import get_kind
 
 TASK0 = ["None", "/per/per/peer", "/per/misc/religion"]
 TASK1 = {"/per/org/member_of", "/per/per/charges"}
@@ -27,7 +27,7 @@ def fake_shipped(tmp_path, monkeypatch):
     torch.manual_seed(0)
     spec = EncoderSpec(vision=RANDOM_VISION)
     encoder, tokenizer = build_encoder(spec)
-    model = RETask(tokenizer).build(encoder, TASK0)
+    model = get_kind("mre").task(tokenizer).build(encoder, TASK0)
     add_lora(model.encoder, LoraSpec(r=8))
     shipped = ModelStore(tmp_path / "shipped")
     version = shipped.save("mre", model, spec, metrics={"val": {"f1": 40.0}}, fingerprint="a" * 64,

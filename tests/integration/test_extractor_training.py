@@ -146,7 +146,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     import torch
 
     from extractors.encoders import EncoderSpec, RANDOM_VISION, build_encoder
-    from extractors.tasks import NERTask
+    from extractors.kinds import get_kind
     from extractors.training import fit
 
     data = read_conll(SHARED_DATA / "twitter2017" / "train.txt")[:48]
@@ -155,7 +155,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     def fresh():
         torch.manual_seed(0)
         encoder, tok = build_encoder(EncoderSpec(vision=RANDOM_VISION))
-        task = NERTask(tok)
+        task = get_kind("mner").task(tok)
         return task, task.build(encoder, task.labels_from(data))
 
     cfg = TrainConfig(epochs=2, batch_size=16, progress=False)

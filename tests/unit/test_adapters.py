@@ -16,7 +16,7 @@ from extractors.adapters import BaseEncoderMismatch, LoraSpec, add_lora, crop_ze
 from extractors.datasets import REExample
 from extractors.encoders import RANDOM_VISION, EncoderSpec, build_encoder
 from extractors.store import ModelStore
-from extractors.tasks import NERTask, RETask
+from extractors.kinds import get_kind
 from extractors.training import TrainConfig, apply_freeze, make_optimizer
 
 SPEC = EncoderSpec(vision=RANDOM_VISION)
@@ -30,7 +30,7 @@ PAIRS = [REExample(SENTENCES[0], (0, 2), (3, 5), "None"), REExample(SENTENCES[1]
 def lora_model(kind: str, seed: int = 0):
     torch.manual_seed(seed)
     encoder, tokenizer = build_encoder(SPEC)
-    task = RETask(tokenizer) if kind == "mre" else NERTask(tokenizer)
+    task = get_kind(kind).task(tokenizer)
     model = task.build(encoder, RELATIONS if kind == "mre" else TAGS)
     add_lora(model.encoder, LoraSpec(r=4))
     with torch.no_grad():  # as after training: adapters (B starts at zero), heads and the key bank moved

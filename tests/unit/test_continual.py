@@ -210,10 +210,10 @@ def test_kmeans_prototypes_pick_one_example_per_mode():
 
 
 def test_prototype_memory_on_model_features(mre_model, encoder_and_tokenizer):
-    from extractors.tasks import RETask
+    from extractors.kinds import get_kind
 
     _, tok = encoder_and_tokenizer
-    task = RETask(tok)
+    task = get_kind("mre").task(tok)
     data = re_slice(24)
     feats = model_features(task, mre_model)
     assert feats(data[:5]).shape == (5, 3 * mre_model.encoder.text_dim)

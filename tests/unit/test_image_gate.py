@@ -14,7 +14,7 @@ from extractors.encoders import RANDOM_VISION, EncoderSpec, build_encoder
 from extractors.features import attach_images, encode_re
 from extractors.models import ImageGate
 from extractors.store import ModelStore
-from extractors.tasks import NERTask, RETask
+from extractors.kinds import get_kind
 from extractors.training import TrainConfig, fit
 
 SPEC = EncoderSpec(vision=RANDOM_VISION)
@@ -27,7 +27,7 @@ PAIRS = [REExample(SENT, (0, 2), (3, 5), "/per/per/peer"), REExample(SENT, (3, 5
 def re_model(image_gate: bool, seed: int = 0):
     torch.manual_seed(seed)
     encoder, tokenizer = build_encoder(SPEC)
-    task = RETask(tokenizer)
+    task = get_kind("mre").task(tokenizer)
     return task.build(encoder, RELATIONS, image_gate=image_gate).eval(), task
 
 
@@ -138,7 +138,7 @@ def test_gate_is_saved_and_loaded_with_the_version(tmp_path):
 def test_ner_rows_get_their_own_picture():
     torch.manual_seed(0)
     encoder, tokenizer = build_encoder(SPEC)
-    task = NERTask(tokenizer)
+    task = get_kind("mner").task(tokenizer)
     model = task.build(encoder, ["O", "B-PER", "I-PER"], image_gate=False).eval()
     examples = [NERExample(SENT, ("B-PER", "I-PER", "O", "B-PER", "I-PER", "O", "O"))] * 2
     plain = task.predict(model, [e.tokens for e in examples])

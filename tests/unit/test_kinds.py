@@ -59,7 +59,7 @@ def test_each_kind_builds_its_task_and_grows_a_model(name, task_class, label_att
     assert len(kind.labels(model)) == 1 + len(new)
     example = (REExample(("Ann", "met", "Bob"), (0, 1), (2, 3), new[0]) if name == "mre"
                else NERExample(("Ann", "met", "Bob"), ("B-PER", "O", "B-PER")))
-    scores = task.evaluate(model, [example], per_class=True)  # what `mkg evaluate` reports per class
+    scores = kind.evaluate(task, model, [example], per_class=True)  # what `mkg evaluate` reports per class
     assert kind.per_class_key == per_class_key and set(scores[per_class_key]) <= set(classes)
 
 

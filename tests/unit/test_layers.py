@@ -106,3 +106,89 @@ def test_the_check_sees_imports_in_functions_relative_ones_and_type_checking(tmp
         "pipeline/worker.py:2: pipeline imports continual.novelty",
         "continual/novelty.py:2: continual imports pipeline.runtime",
     ]
+
+
+def import_cycles(root: Path) -> list[list[str]]:
+    """Groups of modules that import each other, directly or round a loop (every import counts,
+    lazy ones in functions included: a lazy import hides a cycle, it does not remove it)."""
+    modules = {}
+    for layer in PACKAGES:
+        for path in (root / layer).rglob("*.py"):
+            rel = path.relative_to(root).with_suffix("")
+            modules[".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)] = path
+
+    def module_of(name: str) -> str | None:  # "extractors.kinds.MNER" -> "extractors.kinds"
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for m, path in modules.items():
+        for _, name in imports_of(path, root):
+            target = module_of(name)
+            if target and target != m and not m.startswith(target + "."):  # its own package's __init__
+                graph[m].add(target)
+    # strongly connected components (Tarjan), iteratively
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    cycles.append(sorted(group))
+    return sorted(cycles)
+
+
+def test_no_modules_import_each_other():
+    cycles = import_cycles(ROOT)
+    assert not cycles, f"import cycles (lazy imports count): {cycles}"
+
+
+def test_the_cycle_check_finds_a_loop_hidden_by_a_lazy_import(tmp_path):
+    files = {
+        "extractors/__init__.py": "",
+        "extractors/kinds.py": "def task():\n    from .tasks import RETask\n",
+        "extractors/tasks.py": "from .kinds import MRE\n",
+        "extractors/metrics.py": "from .kinds import MRE\n",  # one way only: no cycle
+        "graph_store/__init__.py": "",
+        "graph_store/a.py": "import graph_store.b\n",
+        "graph_store/b.py": "import graph_store.c\n",
+        "graph_store/c.py": "from graph_store import a\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    for layer in PACKAGES:
+        (tmp_path / layer).mkdir(exist_ok=True)
+    assert import_cycles(tmp_path) == [["extractors.kinds", "extractors.tasks"],
+                                       ["graph_store.a", "graph_store.b", "graph_store.c"]]
