@@ -22,6 +22,8 @@ from urllib.parse import urlencode
 from flask import Flask, Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from graph_store.schema import IDENTIFIER, is_identifier
+
 from ..config import Config
 from . import status
 from .drawing import HEIGHT, WIDTH, neighbourhood
@@ -32,7 +34,6 @@ log = logging.getLogger(__name__)
 CSP = ("default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 # a relation type as the graph stores it; anything else in a URL is refused before a query runs
-_REL_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,99}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -208,8 +209,8 @@ def create_app(cfg: Config, graph=None) -> Flask:
     @app.get("/edge")
     def edge():
         head, rel, tail = (request.args.get(k, "") for k in ("head", "rel", "tail"))
-        if not _REL_TYPE.match(rel):
-            abort(400, "relation type must match [A-Z][A-Z0-9_]*")
+        if not is_identifier(rel):
+            abort(400, f"relation type must match {IDENTIFIER.pattern}")
         found = reader.edge(head, rel, tail)
         if found is None:
             abort(404)
@@ -228,8 +229,8 @@ def create_app(cfg: Config, graph=None) -> Flask:
 
         head, rel, tail = (request.form.get(k, "") for k in ("head", "rel", "tail"))
         fixed_to = request.form.get("to", "").strip() if request.form.get("action") == "fix" else None
-        if not _REL_TYPE.match(rel) or (fixed_to is not None and not _REL_TYPE.match(fixed_to)):
-            abort(400, "relation type must match [A-Z][A-Z0-9_]*")
+        if not is_identifier(rel) or (fixed_to is not None and not is_identifier(fixed_to)):
+            abort(400, f"relation type must match {IDENTIFIER.pattern}")
         reason = request.form.get("reason", "").strip()[:500]
         try:
             done = reader.call(correct_fact, head, rel, tail, by=who(), at=utc_iso(), reason=reason,

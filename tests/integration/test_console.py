@@ -281,3 +281,13 @@ def test_a_reviewer_rejects_a_fact_on_its_edge_page_and_the_graph_records_who(co
     assert client.get(edge).status_code == 404  # the fact is gone
     bad = client.post("/edge/correct", data={**form, "csrf_token": token, "rel": "X]->() DELETE (n"})
     assert bad.status_code == 400
+
+
+def test_relation_types_in_urls_follow_the_graph_schemas_identifier_rule(console):
+    """One rule for a name spliced into Cypher (graph_store.schema.IDENTIFIER: at most 63 characters),
+    the console's included: 64 characters are refused before any query, 63 are a valid name."""
+    app, _, _ = console
+    client = app.test_client()
+    edge = "/edge?" + urlencode({"head": "PER:grace hopper", "tail": "ORG:navy", "rel": "A" * 64})
+    assert client.get(edge).status_code == 400
+    assert client.get(edge.replace("A" * 64, "A" * 63)).status_code == 404  # valid, and no such edge
