@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -220,11 +221,16 @@ def test_a_crash_at_any_step_of_publishing_leaves_no_version_or_a_complete_one(t
     steps = json.loads(full.stdout)["calls"]
     assert steps >= 4  # at least: the hidden folder, a file, the rename, the pointer
 
-    outcomes = {}
-    for k in range(steps + 1):  # k == steps: the child runs to the end
+    def crash_at(k: int) -> subprocess.CompletedProcess:
         root = tmp_path / f"crash-{k}"
         shutil.copytree(base, root)
-        proc = run_child(kind, root, k, "c" * 64, "new")
+        return run_child(kind, root, k, "c" * 64, "new")
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # the children are independent
+        procs = list(pool.map(crash_at, range(steps + 1)))  # k == steps: the child runs to the end
+    outcomes = {}
+    for k, proc in enumerate(procs):
+        root = tmp_path / f"crash-{k}"
         assert proc.returncode == (0 if k == steps else 17), proc.stderr
         versions, current = listed(kind, root)  # every listed version is whole (checked in listed)
         new = [v for v, t in versions.items() if t == "new"]
