@@ -114,3 +114,68 @@ def test_ids_are_stripped_so_resent_posts_keep_one_identity():
 @pytest.mark.parametrize("text", ["\u200b\u200b", " \u200e\u202e\ufeff ", "\u2066\u2069\u00ad"])
 def test_text_of_only_invisible_characters_is_blank(text):
     assert "blank" in _reason(payload(text=text))
+
+
+def _reason(raw) -> str:
+    with pytest.raises(InvalidPost) as err:
+        parse_post(raw)
+    return err.value.reason
+
+
+def test_a_reason_names_the_field_and_says_exactly_what_is_wrong():
+    """Reasons are read by people in the dead-letter topic and the console: the field's path, one
+    colon, what is wrong; at most three problems, joined by '; '. (Mutation testing found these
+    wordings unchecked.)"""
+    assert _reason(payload(text="a\x00b")) == "text: contains a NUL character"
+    entity = {"id": "e1", "start": 0, "end": 5, "type": "PER\x00"}
+    assert _reason(payload(annotations={"entities": [entity]})) == \
+        "annotations.entities.0.type: contains a NUL character"
+    assert _reason(payload(annotations={"entities": [{"i\x00d": "e1"}]})) == \
+        "annotations.entities.0: a key contains a NUL character"
+    assert _reason(json.dumps({"\x00": 1, **GOOD}).encode()) == "post: a key contains a NUL character"
+    assert _reason(payload(id=42, text=None)) == "id: Input should be a valid string; text: Field required"
+    four = _reason(payload(id=42, text=None, author=5, source=6))
+    assert four.count("; ") == 2 and four.startswith("id: ")  # the first three of four problems
+    assert _reason(b"[1, 2]") == "post must be a JSON object, got list"
+    assert _reason(b"[" * 100_000 + b"]" * 100_000) == "invalid JSON: nested too deeply"
+    digits = _reason(b'{"id": 1' + b"1" * 5000 + b"}")
+    assert digits.startswith("invalid JSON: Exceeds the limit (4300 digits)") and len(digits) <= len("invalid JSON: ") + 200
+
+
+def test_nesting_is_refused_one_level_past_the_limit_and_not_before():
+    """MAX_NESTING (32) levels below the post object are read; one more is refused before anything
+    recurses. ``image.path`` is 2 levels down, so k lists around a string put it at 2 + k."""
+    from pipeline.post import MAX_NESTING
+
+    def nested(k):
+        value = "a.png"
+        for _ in range(k):
+            value = [value]
+        return value
+
+    at_limit = _reason(payload(image={"path": nested(MAX_NESTING - 2)}))
+    assert "nested" not in at_limit and at_limit.startswith("image.path: Input should be a valid string")
+    past = _reason(payload(image={"path": nested(MAX_NESTING - 1)}))
+    assert past == "image.path" + ".0" * (MAX_NESTING - 1) + f": nested more than {MAX_NESTING} levels"
+
+
+def test_the_payload_cap_is_inclusive_and_to_json_leaves_out_what_was_not_given():
+    from pipeline.post import MAX_PAYLOAD_BYTES
+
+    raw = payload()
+    exactly = raw + b" " * (MAX_PAYLOAD_BYTES - len(raw))  # white space after the object is valid JSON
+    assert parse_post(exactly).id == "p1"
+    assert _reason(exactly + b" ") == f"payload is {MAX_PAYLOAD_BYTES + 1} bytes, more than {MAX_PAYLOAD_BYTES}"
+    wire = json.loads(parse_post(raw).to_json())
+    assert set(wire) == {"id", "text", "created_at"}  # no null author, source, image ...
+
+
+def test_a_post_built_in_code_is_checked_like_one_from_the_wire():
+    """The storable-strings check runs for ``Post.model_validate`` too, whatever it is given."""
+    from pydantic import ValidationError
+
+    from pipeline.post import Post
+
+    with pytest.raises(ValidationError) as err:
+        Post.model_validate("a\x00b")
+    assert "post: contains a NUL character" in str(err.value)

@@ -179,3 +179,23 @@ def test_the_kind_of_evidence_is_read_back_from_a_stored_link():
     assert evidence_kind("given name or surname of; mentioned in one post") == "given name or surname of"
     assert evidence_kind("spelling variant (0.93)") == "spelling variant"
     assert evidence_kind("acronym") == "acronym"
+
+
+def test_a_decision_merges_at_a_threshold_only_when_not_vetoed():
+    from graph_store.resolution.decision import MergeDecision
+
+    sure = MergeDecision(True, 0.9, "acronym")
+    assert sure.merges_at(0.9) and sure.merges_at(0.5) and not sure.merges_at(0.91)  # at or above
+    vetoed = MergeDecision(False, 0.95, "contexts disagree; same comparable form", 0.1, vetoed=True)
+    assert not vetoed.merges_at(0.5)
+
+
+def test_a_missing_context_gives_no_context_similarity_rather_than_a_guess():
+    """Only pairs where both sides bring a context are compared by context; one side without one,
+    or no context at all in the batch, leaves the similarity unknown (None)."""
+    embed = fake_embed({"the 44th president": [1, 0, 0]})
+    resolver = Resolver(embed)
+    one_sided = resolver.decide(EntityName("Barack Obama", "PER", "the 44th president"), EntityName("Obama", "PER"))
+    assert one_sided.context_similarity is None
+    none = resolver.decide(EntityName("Barack Obama", "PER"), EntityName("Obama", "PER"))
+    assert none.context_similarity is None
