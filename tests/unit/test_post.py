@@ -116,12 +116,6 @@ def test_text_of_only_invisible_characters_is_blank(text):
     assert "blank" in _reason(payload(text=text))
 
 
-def _reason(raw) -> str:
-    with pytest.raises(InvalidPost) as err:
-        parse_post(raw)
-    return err.value.reason
-
-
 def test_a_reason_names_the_field_and_says_exactly_what_is_wrong():
     """Reasons are read by people in the dead-letter topic and the console: the field's path, one
     colon, what is wrong; at most three problems, joined by '; '. (Mutation testing found these
