@@ -173,3 +173,23 @@ def test_a_post_built_in_code_is_checked_like_one_from_the_wire():
     with pytest.raises(ValidationError) as err:
         Post.model_validate("a\x00b")
     assert "post: contains a NUL character" in str(err.value)
+
+
+def test_a_chain_of_empty_keys_at_the_top_is_reported_as_the_post():
+    """A key named "" at the top adds nothing to the path, so a hostile chain ``{"": {"": ...}}``
+    keeps an empty path at every level: the nesting limit must still trip, and the reason falls
+    back to naming ``post``. (Mutation testing: this fallback was judged unreachable, and is not.)
+    The chain's first value is 1 level below the post, so k dicts put the innermost value at 1 + k."""
+    from pipeline.post import MAX_NESTING
+
+    def chain(k):
+        value: object = 1
+        for _ in range(k):
+            value = {"": value}
+        return value
+
+    within = _reason(json.dumps({**GOOD, "": chain(MAX_NESTING - 1)}).encode())
+    assert "nested" not in within and "Extra inputs are not permitted" in within  # the "" field itself
+    past = _reason(json.dumps({**GOOD, "": chain(MAX_NESTING)}).encode())
+    assert past == "post: nested more than 32 levels"
+    assert _reason(json.dumps({**GOOD, "": "a\x00b"}).encode()) == "post: contains a NUL character"
