@@ -138,7 +138,13 @@ def process_identity(pid: int) -> tuple[float, list[str]] | None:
     process that had it. None when it is gone or cannot be read."""
     try:
         proc = psutil.Process(pid)
-        return proc.create_time(), proc.cmdline()
+        cmdline = proc.cmdline()
+        deadline = time.monotonic() + 1.0
+        while not cmdline and time.monotonic() < deadline:
+            # just after Popen returns, the kernel may not show the new program's arguments yet
+            time.sleep(0.01)
+            cmdline = proc.cmdline()
+        return proc.create_time(), cmdline
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
 

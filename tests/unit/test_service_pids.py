@@ -68,7 +68,10 @@ def test_a_reused_pid_is_not_taken_for_the_server_and_is_never_killed(manager):
         mgr.down(["fake"], timeout_s=10)
         assert stranger.poll() is None  # never signalled
         assert svc.proc.poll() is not None  # the child this manager started is stopped all the same
-        # the same command line started at another time is not ours either
+        # the same command line started at another time is not ours either. Start times count in
+        # clock ticks (10 ms): a PID is reused only after its process is gone, so never within one
+        # tick of it; here the twin is started a few ticks later, as a reuse would be
+        time.sleep(0.1)
         twin = subprocess.Popen(["sleep", "120"], start_new_session=True)
         try:
             pid_file.write_text(json.dumps({**recorded, "pid": twin.pid}))
