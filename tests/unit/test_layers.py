@@ -71,6 +71,15 @@ def violations(root: Path) -> list[str]:
     return found
 
 
+def plant(root: Path, files: dict[str, str]) -> None:
+    """A tree of the packages under ``root`` holding ``files`` (path -> source)."""
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    for layer in PACKAGES:
+        (root / layer).mkdir(exist_ok=True)
+
+
 def test_no_import_runs_against_the_layer_order():
     found = violations(ROOT)
     assert not found, "imports against the layer order (docs/ARCHITECTURE.md):\n" + "\n".join(found)
@@ -93,11 +102,7 @@ def test_the_check_sees_imports_in_functions_relative_ones_and_type_checking(tmp
         "extractors/__init__.py": "",
         "extractors/run.py": "def f():\n    import graph_store.base\n",
     }
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    for layer in PACKAGES:
-        (tmp_path / layer).mkdir(exist_ok=True)
+    plant(tmp_path, files)
     assert violations(tmp_path) == [
         "extractors/run.py:2: extractors imports graph_store.base",
         "graph_store/completion/job.py:2: graph_store imports extractors.schema.LabelSchema",
@@ -185,10 +190,6 @@ def test_the_cycle_check_finds_a_loop_hidden_by_a_lazy_import(tmp_path):
         "graph_store/b.py": "import graph_store.c\n",
         "graph_store/c.py": "from graph_store import a\n",
     }
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    for layer in PACKAGES:
-        (tmp_path / layer).mkdir(exist_ok=True)
+    plant(tmp_path, files)
     assert import_cycles(tmp_path) == [["extractors.kinds", "extractors.tasks"],
                                        ["graph_store.a", "graph_store.b", "graph_store.c"]]
