@@ -109,4 +109,4 @@ def point_to(pointer: Path, version: str) -> None:
 
 def read_pointer(pointer: Path) -> str | None:
     pointer = Path(pointer)
-    return pointer.read_text(encoding="utf-8").strip() or None if pointer.exists() else None
+    return (pointer.read_text(encoding="utf-8").strip() or None) if pointer.exists() else None
